@@ -11,6 +11,7 @@ Loaders (``hgrec.data.load``, ``hgrec.datasets``) build a :class:`Dataset`; ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,8 @@ class Dataset:
             with categories ``event_names``), weight (float32); sorted by (user, order).
         target_type: the new, sparse item type that is evaluated.
         report: what loading collapsed or filtered.
+        order_kind: what ``interactions.order`` holds: "position" (ranks) or "timestamp"
+            (epoch seconds); windows in days need "timestamp".
     """
 
     name: str
@@ -107,6 +110,7 @@ class Dataset:
     interactions: pd.DataFrame
     target_type: str
     report: LoadReport = field(default_factory=LoadReport)
+    order_kind: Literal["position", "timestamp"] = "position"
 
     @property
     def n_users(self) -> int:
