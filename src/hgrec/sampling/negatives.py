@@ -1,0 +1,57 @@
+"""Random catalogue negatives for the hinge loss of Eq. 4 (P1 section 4.1.2)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NegativeSampler:
+    """Draws ``n_negatives`` random catalogue nodes per anchor, optionally of the positive's type.
+
+    P1 draws negatives "at random from the catalogue" without saying whether they are
+    type-matched; type matching makes the loss contrast items the retriever actually has to
+    separate (a food positive against food negatives). Collisions with true neighbours are
+    not filtered: on a sparse graph they are rare and filtering would need an edge lookup.
+
+    Args:
+        item_type: (n_items,) integer type code of every catalogue node.
+        n_negatives: negatives per anchor (>= 1).
+        type_matched: draw each negative from the positive's type.
+    """
+
+    def __init__(self, item_type: np.ndarray, n_negatives: int, *, type_matched: bool = False) -> None:
+        if n_negatives < 1:
+            raise ValueError(f"n_negatives must be >= 1, got {n_negatives}")
+        item_type = np.asarray(item_type, dtype=np.int64)
+        if item_type.ndim != 1 or len(item_type) == 0:
+            raise ValueError("item_type must be a non-empty 1-d array")
+        self.n_items = len(item_type)
+        self.n_negatives = n_negatives
+        self.type_matched = type_matched
+        # Items grouped by type: type t owns by_type[start[t]:start[t] + count[t]].
+        self._by_type = np.argsort(item_type, kind="stable")
+        self._count = np.bincount(item_type)
+        self._start = np.concatenate([[0], np.cumsum(self._count)[:-1]])
+        self._item_type = item_type
+
+    def sample(self, positive: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Negatives for a batch.
+
+        Args:
+            positive: (B,) int64 positive item indices (their types drive type matching).
+            rng: the epoch's generator.
+
+        Returns:
+            (B, n_negatives) int64 item indices.
+        """
+        b, k = len(positive), self.n_negatives
+        u = rng.random((b, k))
+        if not self.type_matched:
+            return np.minimum((u * self.n_items).astype(np.int64), self.n_items - 1)
+        t = self._item_type[np.asarray(positive, dtype=np.int64)]
+        cnt = self._count[t][:, None]
+        off = np.minimum((u * cnt).astype(np.int64), cnt - 1)
+        return self._by_type[self._start[t][:, None] + off]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_negatives={self.n_negatives}, type_matched={self.type_matched})"

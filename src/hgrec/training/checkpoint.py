@@ -1,0 +1,36 @@
+"""Atomic training checkpoints: written to a temporary file, then moved into place."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` atomically (temp file in the same folder +
+    ``os.replace``), so a crash mid-write never leaves a truncated checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The state saved at ``path``, or None when there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    # weights_only=False: the state holds numpy RNG states and plain Python history.
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hgrec.models.hgnn import HGNN, HeteroSAGEConv, embed_items, hinge_loss
+from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
+from tests.sampling.graphs import cograph_from_pairs, one_thread
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+_ = one_thread  # re-exported fixture
+
+# 5 nodes: 0, 1 type a; 2, 3, 4 type b; node 4 has no edges.
+TYPES = np.array([0, 0, 1, 1, 1], dtype=np.int16)
+SRC, DST = [0, 0, 1, 2], [1, 2, 3, 3]  # a-a (0,1); a-b (0,2), (1,3); b-b (2,3)
+
+
+def _graph():
+    return cograph_from_pairs(TYPES, ("a", "b"), SRC, DST)
+
+
+def _reference_layer(conv: HeteroSAGEConv, x: np.ndarray, graph, act: bool) -> np.ndarray:
+    """Eqs. 2-3 node by node with Python loops (the slow, obvious version)."""
+    out = np.zeros((x.shape[0], conv.out_channels))
+    for v in range(x.shape[0]):
+        total = conv.self_lin[0].weight.detach().numpy() @ x[v]
+        for r, rel in graph.relations.items():
+            w = conv.rel_lin[r].weight.detach().numpy()
+            b = conv.rel_lin[r].bias.detach().numpy()
+            nbrs = [d for s, d in zip(rel.src, rel.dst) if s == v] + [
+                s for s, d in zip(rel.src, rel.dst) if d == v
+            ]
+            if nbrs:
+                total = total + np.max([np.maximum(w @ x[u] + b, 0) for u in nbrs], axis=0)
+        out[v] = np.maximum(total, 0) if act else total
+    return out
+
+
+@pytest.mark.parametrize("final_activation", [False, True])
+def test_layers_match_loop_reference(final_activation):
+    g = _graph()
+    torch.manual_seed(0)
+    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3, final_activation=final_activation)
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    h1 = _reference_layer(model.convs[0], x, g, act=True)
+    h2 = _reference_layer(model.convs[1], h1.astype(np.float32), g, act=final_activation)
+    z_ref = h2 / np.linalg.norm(h2, axis=1, keepdims=True)
+    z_full = embed_items(model, g, x)
+    assert np.allclose(z_full, z_ref, atol=1e-5)
+    # The sampled path with full neighbourhoods computes the same thing.
+    cg = build_computation_graph(graph_adjacency(g), np.arange(5), [-1, -1], None, 5)
+    z_s = model(torch.from_numpy(x[cg.nodes]), cg.blocks)[torch.from_numpy(cg.seed_local)]
+    assert np.allclose(z_s.detach().numpy(), z_ref, atol=1e-5)
+    assert np.allclose(np.linalg.norm(z_full, axis=1), 1.0, atol=1e-5)
+    if final_activation:
+        assert (z_full >= 0).all()
+
+
+def test_empty_neighbourhood_is_self_term_only():
+    g = _graph()
+    torch.manual_seed(1)
+    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3)
+    x = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    z = embed_items(model, g, x)
+    w1 = model.convs[0].self_lin[0].weight.detach().numpy()
+    w2 = model.convs[1].self_lin[0].weight.detach().numpy()
+    h = w2 @ np.maximum(w1 @ x[4], 0)
+    assert np.allclose(z[4], h / np.linalg.norm(h), atol=1e-5)
+
+
+def test_inductive_item_in_larger_catalogue():
+    """An item added after training (no edges) = the model on its features alone, and the
+    old items' embeddings do not change."""
+    g = _graph()
+    torch.manual_seed(2)
+    model = HGNN(6, sorted(g.relations), hidden_dim=8, out_dim=4)
+    x = np.random.default_rng(2).normal(size=(7, 6)).astype(np.float32)
+    bigger = cograph_from_pairs(np.r_[TYPES, 1, 0].astype(np.int16), ("a", "b"), SRC, DST)
+    z_big = embed_items(model, bigger, x)
+    alone = cograph_from_pairs(np.array([1], np.int16), ("a", "b"), [], [])
+    assert np.allclose(z_big[5], embed_items(model, alone, x[5:6])[0], atol=1e-6)
+    assert np.allclose(z_big[:5], embed_items(model, g, x[:5]), atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 1000])
+def test_inference_blocks_do_not_change_result(batch_size):
+    g = _graph()
+    torch.manual_seed(3)
+    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3)
+    x = np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32)
+    assert np.allclose(embed_items(model, g, x, batch_size), embed_items(model, g, x, 10**6), atol=1e-6)
+
+
+def test_per_type_self_weights():
+    g = _graph()
+    torch.manual_seed(4)
+    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3, n_types=2, n_layers=1)
+    x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
+    z = embed_items(model, g, x)
+    w_b = model.convs[0].self_lin[1].weight.detach().numpy()
+    assert np.allclose(z[4], (w_b @ x[4]) / np.linalg.norm(w_b @ x[4]), atol=1e-5)
+
+
+def test_hinge_loss_hand_case():
+    z_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z_p = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    z_n = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]]])
+    # anchor 0: pos 1; negs 0, 1 -> max(0, 0-1+.5)=0, max(0, 1-1+.5)=.5
+    # anchor 1: pos .8; negs -1, 1 -> 0, max(0, 1-.8+.5)=.7
+    assert hinge_loss(z_a, z_p, z_n, 0.5).item() == pytest.approx((0 + 0.5 + 0 + 0.7) / 4)
+
+
+def test_unknown_relation_and_bad_features():
+    g = _graph()
+    model = HGNN(6, ["a__a"], hidden_dim=4, out_dim=3)
+    with pytest.raises(KeyError, match="unknown to the model"):
+        embed_items(model, g, np.zeros((5, 6), np.float32))
+    with pytest.raises(ValueError, match="features has shape"):
+        embed_items(HGNN(6, sorted(g.relations)), g, np.zeros((4, 6), np.float32))
+
+
+def test_repr_and_reset():
+    model = HGNN(6, ["a__b", "a__a"], hidden_dim=4, out_dim=3)
+    assert "HeteroSAGEConv(6, 4, relations=['a__a', 'a__b']" in repr(model)
+    before = model.convs[0].rel_lin["a__a"].weight.detach().clone()
+    model.reset_parameters()
+    assert not torch.equal(before, model.convs[0].rel_lin["a__a"].weight)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hgrec.sampling.negatives import NegativeSampler
+
+TYPES = np.array([0, 1, 1, 0, 2, 1, 0, 0, 2, 1])
+
+
+@pytest.mark.parametrize("type_matched", [False, True])
+def test_shape_range_and_types(type_matched):
+    s = NegativeSampler(TYPES, 7, type_matched=type_matched)
+    pos = np.array([0, 1, 4, 9, 2])
+    neg = s.sample(pos, np.random.default_rng(0))
+    assert neg.shape == (5, 7) and neg.min() >= 0 and neg.max() < len(TYPES)
+    if type_matched:
+        assert (TYPES[neg] == TYPES[pos][:, None]).all()
+
+
+def test_type_matched_uniform_within_type():
+    s = NegativeSampler(TYPES, 1, type_matched=True)
+    neg = s.sample(np.full(6000, 4), np.random.default_rng(1)).ravel()
+    assert set(np.unique(neg)) == {4, 8}
+    assert abs((neg == 4).mean() - 0.5) < 0.03
+
+
+def test_deterministic_and_bad_count():
+    s = NegativeSampler(TYPES, 3)
+    a = s.sample(np.arange(4), np.random.default_rng(2))
+    assert np.array_equal(a, s.sample(np.arange(4), np.random.default_rng(2)))
+    with pytest.raises(ValueError):
+        NegativeSampler(TYPES, 0)

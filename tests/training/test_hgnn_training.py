@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hgrec.training.hgnn as training
+from hgrec.config import HGNNConfig
+from hgrec.training.hgnn import make_validation_set, rank_validation, split_validation, train_hgnn
+from tests.sampling.graphs import cograph_from_pairs, one_thread
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+_ = one_thread  # re-exported fixture
+
+N_CLUSTERS, PER_TYPE = 12, 3
+
+
+def _planted():
+    """12 clusters of 3 'a' + 3 'b' items, complete inside a cluster, nothing across; plus
+    2 edgeless items. Features: random, so the structure must come from the graph."""
+    n = N_CLUSTERS * 2 * PER_TYPE
+    cluster = np.repeat(np.arange(N_CLUSTERS), 2 * PER_TYPE)
+    item_type = np.tile(np.r_[np.zeros(PER_TYPE), np.ones(PER_TYPE)], N_CLUSTERS).astype(np.int16)
+    iu = np.triu_indices(n, 1)
+    same = cluster[iu[0]] == cluster[iu[1]]
+    g = cograph_from_pairs(np.r_[item_type, 0, 1].astype(np.int16), ("a", "b"), iu[0][same], iu[1][same])
+    x = np.random.default_rng(0).normal(size=(n + 2, 16)).astype(np.float32)
+    return g, x
+
+
+def _cfg(**kw) -> HGNNConfig:
+    base = dict(hidden_dim=32, out_dim=16, fanouts=[4, 3], batch_size=32, max_epochs=6,
+                patience=10, valid_fraction=0.2, valid_negatives=50, lr=5e-3)  # fmt: skip
+    return HGNNConfig(**{**base, **kw})
+
+
+def test_training_lowers_loss_and_beats_random():
+    g, x = _planted()
+    res = train_hgnn(g, x, _cfg(max_epochs=8), seed=0, checkpoint_dir=None, progress=False)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0]
+    assert res.embeddings.shape == (g.n_items, 16)
+    assert np.allclose(np.linalg.norm(res.embeddings, axis=1), 1.0, atol=1e-5)
+    # Random embeddings on the same validation set (same seed-derived split).
+    rng = np.random.default_rng([0, 0])
+    train_g, held = split_validation(g, 0.2, rng)
+    valid = make_validation_set(train_g, held, 50, 2000, rng)
+    rand = np.mean([
+        rank_validation(np.random.default_rng(s).normal(size=(g.n_items, 16)), valid)["valid_mrr"]
+        for s in range(5)
+    ])  # fmt: skip
+    best = max(h["valid_mrr"] for h in res.history)
+    assert best > 2 * rand
+    assert res.history[res.best_epoch]["valid_mrr"] == best
+
+
+def test_validation_split_is_disjoint_and_sized():
+    g, _ = _planted()
+    train_g, held = split_validation(g, 0.2, np.random.default_rng(0))
+    for r, e in g.relations.items():
+        tr, va = train_g.relations[r], held[r]
+        assert va.n_edges == round(0.2 * e.n_edges) and tr.n_edges + va.n_edges == e.n_edges
+        assert not set(zip(tr.src, tr.dst)) & set(zip(va.src, va.dst))
+
+
+def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
+    g, x = _planted()
+    cfg = _cfg(max_epochs=4)
+    full = train_hgnn(g, x, cfg, seed=3, checkpoint_dir=None, progress=False)
+
+    real = training.rank_validation
+    calls = {"n": 0}
+
+    def crash_at_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(training, "rank_validation", crash_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_hgnn(g, x, cfg, seed=3, checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(training, "rank_validation", real)
+    saved = torch.load(tmp_path / training.CHECKPOINT_NAME, weights_only=False)
+    assert saved["state"]["epoch"] == 1  # epochs 0 and 1 completed
+    resumed = train_hgnn(g, x, cfg, seed=3, checkpoint_dir=tmp_path, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-5)
+    assert resumed.best_epoch == full.best_epoch
+    assert np.allclose(resumed.embeddings, full.embeddings, atol=1e-5)
+    with pytest.raises(ValueError, match="another config"):
+        train_hgnn(g, x, _cfg(max_epochs=4, margin=0.3), seed=3, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_early_stopping_and_max_steps():
+    g, x = _planted()
+    res = train_hgnn(g, x, _cfg(max_epochs=30, patience=1, max_steps_per_epoch=1, lr=1e-6),
+                     seed=1, checkpoint_dir=None, progress=False)  # fmt: skip
+    assert len(res.history) < 30
+    assert all(h["steps"] == 1 for h in res.history)
+
+
+def test_bad_features():
+    g, x = _planted()
+    with pytest.raises(ValueError, match="one row per graph node"):
+        train_hgnn(g, x[:-1], _cfg(), seed=0, progress=False)
+    x[3, 2] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        train_hgnn(g, x, _cfg(), seed=0, progress=False)
