@@ -91,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from hgrec.config import ConfigError
     from hgrec.data.schema import DataValidationError
+    from hgrec.errors import UserError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, DataValidationError, FileNotFoundError) as e:
+    except (ConfigError, DataValidationError, UserError, FileNotFoundError) as e:
         # Bad input: one clear line, no traceback.
         print(f"hgrec {args.command}: error: {e}", file=sys.stderr)
         return 2

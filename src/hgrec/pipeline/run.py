@@ -301,14 +301,9 @@ def save_item_embeddings(path: Path, dataset: Dataset, emb: np.ndarray) -> None:
 
 def load_item_embeddings(path: Path, dataset: Dataset) -> np.ndarray:
     """(n_items, d) float32 in catalogue order; errors if ids do not match the catalogue."""
-    import pyarrow.parquet as pq
+    from hgrec.pipeline.similar import load_run_embeddings
 
-    table = pq.read_table(path)
-    ids = np.asarray(table.column("item_id").to_pylist(), dtype=object)
-    if len(ids) != dataset.catalog.n_items or not (ids == dataset.catalog.item_ids).all():
-        raise ValueError(f"{path}: item ids do not match the catalogue; rerun with --fresh")
-    col = table.column("embedding").combine_chunks()
-    return np.asarray(col.values.to_numpy(), dtype=np.float32).reshape(len(ids), -1)
+    return load_run_embeddings(path.parent.parent, dataset.catalog)
 
 
 def _two_tower_stage(

@@ -1,0 +1,95 @@
+"""End to end: `hgrec run` on a small synthetic dataset, then a rerun that reuses stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hgrec.cli import main
+from hgrec.datasets.synthetic import write_synthetic
+from hgrec.utils.artifacts import RunDir
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("pipeline")
+    data = root / "data"
+    write_synthetic(data, 4000, n_users=300, n_items=150, seed=3, progress=False)
+    config = root / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "runtime": {"seed": 0, "threads": 1, "progress": False},
+                "data": {"name": "small", "adapter": "synthetic", "path": str(data)},
+                "features": {"cache_dir": str(root / "cache")},
+                "baselines": {
+                    "enabled": ["popularity", "itemknn", "llm-knn"],
+                    "itemknn_neighbors": [10, 20],
+                },
+                "hgnn": {"max_epochs": 2, "max_steps_per_epoch": 2, "patience": 1},
+                "two_tower": {"max_epochs": 2, "patience": 1},
+            }
+        )
+    )
+    out = root / "run"
+    assert main(["run", "--config", str(config), "--out", str(out)]) == 0
+    return root, config, out
+
+
+def test_run_writes_a_complete_run(small_run: tuple[Path, Path, Path]) -> None:
+    _, _, out = small_run
+    run = RunDir(out)
+    assert run.is_complete()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["versions"]["torch"].startswith("2.13")
+    assert {"data", "features", "baselines", "graph", "hgnn", "2t", "2t-hgnn"} <= set(manifest["stages"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    expected = {"popularity", "itemknn", "llm-knn", "hgnn-knn", "2t", "2t-hgnn"}
+    for protocol in ("cold", "warm"):
+        for split in ("valid", "test"):
+            block = metrics["protocols"][protocol][split]
+            assert set(block["models"]) == expected
+            assert block["users"] > 0
+            for m in block["models"].values():
+                assert 0.0 <= m["hr@10"] <= 1.0 and len(m["tiers"]) == 5
+    report = (out / "report.md").read_text()
+    assert all(name in report for name in expected)
+    assert (out / "tiers.png").stat().st_size > 0
+    models = json.loads((out / "models.json").read_text())
+    assert set(models) == expected and all((out / p / "params.json").exists() for p in models.values())
+
+
+def test_rerun_reuses_stages_and_a_2t_change_reruns_only_2t(small_run: tuple[Path, Path, Path]) -> None:
+    root, config, out = small_run
+    before = json.loads((out / "manifest.json").read_text())["stages"]
+    cfg = yaml.safe_load(config.read_text())
+    cfg["two_tower"]["max_epochs"] = 1
+    changed = root / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    assert main(["run", "--config", str(changed), "--out", str(out)]) == 0
+    after = json.loads((out / "manifest.json").read_text())["stages"]
+    for stage in ("data", "features", "baselines", "graph", "hgnn"):
+        assert after[stage]["finished_at"] == before[stage]["finished_at"], stage
+    for stage in ("2t", "2t-hgnn"):
+        assert after[stage]["key"] != before[stage]["key"], stage
+
+
+def test_similar_command(small_run: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, out = small_run
+    first = str(pd.read_parquet(out / "data" / "items.parquet")["item_id"].iloc[0])
+    assert main(["similar", first, "--run", str(out), "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(first) and len(lines) == 4
+    assert main(["similar", "no-such-item", "--run", str(out)]) == 2
+
+
+def test_bad_config_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hgnn: {marign: 0.3}\n")
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "marign" in err and "bad.yaml" in err
