@@ -1,0 +1,181 @@
+"""Item-tower inputs of the two-tower model (P1 section 4.2), precomputed once per catalogue.
+
+The item tower of P1 reads an audiobook's metadata (language, BISAC genre), its Sentence-BERT
+title+description embedding and its HGNN embedding z_a. Following P2 (Figure 1), the same
+tower embeds items of *every* type, so the item type itself is one more categorical input.
+
+Categorical columns get a vocabulary with index 0 reserved for missing / out-of-vocabulary
+values, so an item whose genre was unseen (or rarer than ``min_count``) still has an input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hgrec.data.dataset import Catalog
+from hgrec.data.schema import GENRE, LANGUAGE
+
+#: Optional catalogue columns embedded as categories when present (P1: language, BISAC genre).
+ITEM_CATEGORICAL_COLUMNS: tuple[str, ...] = (LANGUAGE, GENRE)
+
+
+def build_vocabulary(values: pd.Series, min_count: int = 1) -> list[str]:
+    """Sorted distinct non-missing values seen at least ``min_count`` times.
+
+    Code 0 is kept for missing/unseen values, so value ``vocab[k]`` has code ``k + 1``.
+    """
+    s = values.astype("string").dropna()
+    s = s[s.str.len() > 0]
+    counts = s.value_counts()
+    return sorted(counts.index[counts >= min_count].tolist())
+
+
+def encode_categorical(values: pd.Series, vocab: Sequence[str]) -> np.ndarray:
+    """(n,) int64 codes: 1 + position in ``vocab``; 0 for missing or out-of-vocabulary."""
+    codes = pd.Index(list(vocab), dtype="string").get_indexer(values.astype("string"))
+    return codes.astype(np.int64) + 1
+
+
+def _check_matrix(name: str, arr: np.ndarray | None, n_items: int) -> torch.Tensor | None:
+    if arr is None:
+        return None
+    arr = np.asarray(arr)
+    if arr.ndim != 2 or arr.shape[0] != n_items:
+        raise ValueError(
+            f"{name} embeddings have shape {arr.shape}; expected (n_items={n_items}, d)"
+        )
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"{name} embeddings: {len(rows)} rows hold NaN/inf (first item indices "
+            f"{rows[:5].tolist()}); expected finite values for every item"
+        )
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """Per-item inputs of the item tower (and the per-item embeddings the user tower averages).
+
+    Attributes:
+        item_type: (n_items,) int64 type codes into ``type_names``.
+        type_names: the catalogue's item types.
+        categorical: column name -> (n_items,) int64 codes (0 = missing/OOV).
+        vocab: column name -> vocabulary (code k + 1 is ``vocab[k]``).
+        text: (n_items, d_text) float32 text embeddings, or None.
+        hgnn: (n_items, d_hgnn) float32 HGNN embeddings z, or None (the plain "2T" model).
+    """
+
+    item_type: torch.Tensor
+    type_names: tuple[str, ...]
+    categorical: dict[str, torch.Tensor]
+    vocab: dict[str, list[str]]
+    text: torch.Tensor | None
+    hgnn: torch.Tensor | None
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_type.shape[0])
+
+    @property
+    def n_types(self) -> int:
+        return len(self.type_names)
+
+    @property
+    def dense_dim(self) -> int:
+        """Width of the concatenated dense inputs (text + HGNN)."""
+        return sum(0 if t is None else int(t.shape[1]) for t in (self.text, self.hgnn))
+
+    def cardinalities(self) -> dict[str, int]:
+        """Embedding-table sizes: the item type first, then each categorical column."""
+        out = {"item_type": self.n_types}
+        out.update({c: len(v) + 1 for c, v in self.vocab.items()})
+        return out
+
+    def tower_inputs(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs of the item tower for ``items`` (m,) int64.
+
+        Returns:
+            dense (m, dense_dim) float32 and categorical (m, 1 + n_columns) int64, columns in
+            the order of :meth:`cardinalities`.
+        """
+        parts = [t[items] for t in (self.text, self.hgnn) if t is not None]
+        dense = torch.cat(parts, dim=1) if parts else torch.zeros(len(items), 0)
+        cats = [self.item_type[items]] + [self.categorical[c][items] for c in self.vocab]
+        return dense, torch.stack(cats, dim=1)
+
+    # ------------------------------------------------------------------ persistence
+    def to_state(self, prefix: str = "item.") -> dict[str, np.ndarray]:
+        state = {
+            f"{prefix}item_type": self.item_type.numpy(),
+            f"{prefix}type_names": np.array(self.type_names, dtype=str),
+        }
+        for c, codes in self.categorical.items():
+            state[f"{prefix}cat.{c}"] = codes.numpy()
+            state[f"{prefix}vocab.{c}"] = np.array(self.vocab[c], dtype=str)
+        if self.text is not None:
+            state[f"{prefix}text"] = self.text.numpy()
+        if self.hgnn is not None:
+            state[f"{prefix}hgnn"] = self.hgnn.numpy()
+        return state
+
+    @staticmethod
+    def from_state(state: dict[str, np.ndarray], prefix: str = "item.") -> ItemFeatures:
+        cols = [k[len(prefix) + 4 :] for k in state if k.startswith(f"{prefix}cat.")]
+        n = len(state[f"{prefix}item_type"])
+        return ItemFeatures(
+            item_type=torch.from_numpy(np.asarray(state[f"{prefix}item_type"], dtype=np.int64)),
+            type_names=tuple(str(s) for s in state[f"{prefix}type_names"]),
+            categorical={
+                c: torch.from_numpy(np.asarray(state[f"{prefix}cat.{c}"], dtype=np.int64))
+                for c in cols
+            },
+            vocab={c: [str(s) for s in state[f"{prefix}vocab.{c}"]] for c in cols},
+            text=_check_matrix("text", state.get(f"{prefix}text"), n),
+            hgnn=_check_matrix("HGNN", state.get(f"{prefix}hgnn"), n),
+        )
+
+
+def build_item_features(
+    catalog: Catalog,
+    text: np.ndarray | None,
+    hgnn: np.ndarray | None,
+    columns: Sequence[str] = ITEM_CATEGORICAL_COLUMNS,
+    min_count: int = 1,
+) -> ItemFeatures:
+    """Precompute the item-tower inputs of every catalogue item.
+
+    Args:
+        catalog: the n_items items; ``columns`` absent from ``catalog.items`` are skipped.
+        text: (n_items, d_text) text embeddings (P1: Sentence-BERT of title + description),
+            or None.
+        hgnn: (n_items, d_hgnn) HGNN embeddings z (P1 equation 3 output, L2-normalised), or
+            None for the plain 2T model.
+        columns: categorical catalogue columns to embed (default: language, genre).
+        min_count: values seen on fewer items share the out-of-vocabulary code 0.
+
+    Raises:
+        ValueError: an embedding matrix has the wrong number of rows or non-finite values.
+    """
+    n = catalog.n_items
+    categorical: dict[str, torch.Tensor] = {}
+    vocab: dict[str, list[str]] = {}
+    for col in columns:  # a handful of metadata columns
+        if col not in catalog.items.columns:
+            continue
+        vocab[col] = build_vocabulary(catalog.items[col], min_count=min_count)
+        categorical[col] = torch.from_numpy(encode_categorical(catalog.items[col], vocab[col]))
+    return ItemFeatures(
+        item_type=torch.from_numpy(catalog.item_type.astype(np.int64)),
+        type_names=tuple(catalog.type_names),
+        categorical=categorical,
+        vocab=vocab,
+        text=_check_matrix("text", text, n),
+        hgnn=_check_matrix("HGNN", hgnn, n),
+    )

@@ -1,0 +1,388 @@
+"""The two-tower retriever: 2T (text + metadata) and 2T-HGNN (plus HGNN embeddings).
+
+P1 section 4.2: a user tower and an item tower, each three fully connected layers of 512,
+256 and 128 units, scored by the dot product of their 128-d outputs and trained with
+in-batch negatives (equation 5). P2 (Figure 1): one item tower embeds items of every type,
+and the HGNN embeddings feed both towers (item: z_i; user: mean of z over the history), so
+users and items of all types share one vector space.
+
+Outputs are L2-normalised by default (``normalize=True``) and the loss divides the cosine by
+a temperature (Yi et al. 2019); ``docs/two-tower.md`` records the measurement behind that
+choice.
+
+Example:
+    >>> model = TwoTowerRecommender(hgnn=z, max_epochs=3)       # name "2t-hgnn"
+    >>> model.fit(train, validate=lambda m: hr_at_10(m))
+    >>> ids, scores = model.recommend(histories, catalog.items_of_type("food"), k=10)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hgrec.config import TwoTowerConfig
+from hgrec.data.histories import Histories
+from hgrec.features.item import ItemFeatures, build_item_features
+from hgrec.features.user import UserFeaturizer, UserInputs
+from hgrec.models.base import Recommender, TrainSet
+
+LOSSES = ("logq", "inverse-frequency")
+
+
+class Tower(nn.Module):
+    """Categorical embeddings concatenated to dense inputs, then an MLP.
+
+    ``layers`` (P1: 512, 256, 128) are the widths of the fully connected layers, with ReLU
+    between them and none after the last; the output is optionally L2-normalised.
+
+    Args:
+        dense_dim: width of the dense input.
+        cardinalities: embedding-table size of each categorical input column.
+        cat_dim: width of each categorical embedding.
+        layers: fully connected widths; the last one is the output dimension.
+        normalize: L2-normalise the output.
+    """
+
+    def __init__(
+        self,
+        dense_dim: int,
+        cardinalities: Sequence[int],
+        cat_dim: int,
+        layers: Sequence[int],
+        normalize: bool,
+    ) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("a tower needs at least one layer")
+        self.dense_dim = dense_dim
+        self.normalize = normalize
+        self.embeddings = nn.ModuleList(nn.Embedding(int(c), cat_dim) for c in cardinalities)
+        dims = [dense_dim + cat_dim * len(cardinalities), *layers]
+        mods: list[nn.Module] = []
+        for i in range(len(layers)):
+            mods.append(nn.Linear(dims[i], dims[i + 1]))
+            if i < len(layers) - 1:
+                mods.append(nn.ReLU())
+        self.mlp = nn.Sequential(*mods)
+
+    @property
+    def out_dim(self) -> int:
+        last = self.mlp[-1]
+        assert isinstance(last, nn.Linear)
+        return int(last.out_features)
+
+    def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        """dense (n, dense_dim) float32, categorical (n, n_cat) int64 -> (n, out_dim)."""
+        embs = [emb(categorical[:, j]) for j, emb in enumerate(self.embeddings)]
+        x = torch.cat([dense, *embs], dim=1)  # (n, in_dim)
+        out = self.mlp(x)
+        return F.normalize(out, dim=1) if self.normalize else out
+
+    def extra_repr(self) -> str:
+        return f"dense_dim={self.dense_dim}, normalize={self.normalize}"
+
+
+class TwoTowerRecommender(Recommender):
+    """Two-tower retriever over every item type (P1 section 4.2, P2 Figure 1).
+
+    Constructing it with ``hgnn`` embeddings gives the 2T-HGNN model (name "2t-hgnn", an
+    instance of :class:`TwoTowerHGNNRecommender`); without, the plain "2t" model whose item
+    tower reads text and metadata only and whose user tower averages text embeddings.
+
+    Args:
+        hgnn: (n_items, d) HGNN embeddings z (P1 equation 3, L2-normalised), or None. Not a
+            JSON parameter: it is saved in the model state.
+        layers: tower widths (P1: 512, 256, 128).
+        loss: "logq" (in-batch softmax minus log q_j, Yi et al. 2019) or "inverse-frequency"
+            (in-batch softmax, examples weighted by 1 / p(item), P1 equation 5).
+        temperature: softmax temperature on the dot products.
+        normalize: L2-normalise both towers' outputs.
+        lr: Adam learning rate (P1: 1e-3).
+        batch_size: examples per step (P1: 128).
+        max_epochs: epochs at most (P1: 10).
+        patience: epochs without validation improvement before stopping.
+        max_history: a history's last ``max_history`` items feed the user tower.
+        cat_dim: width of every categorical embedding.
+        min_count: categorical values rarer than this share the unseen code 0.
+        max_steps_per_epoch: cap on steps per epoch (each epoch draws a fresh permutation), or
+            None for full passes; bounds the training time on large data.
+        progress: show tqdm progress bars.
+    """
+
+    name: ClassVar[str] = "2t"
+
+    def __new__(cls, hgnn: np.ndarray | None = None, **kwargs: Any) -> TwoTowerRecommender:
+        # Like pathlib.Path: the constructor picks the variant, so `name` stays a class fact.
+        if cls is TwoTowerRecommender and hgnn is not None:
+            cls = TwoTowerHGNNRecommender
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        hgnn: np.ndarray | None = None,
+        *,
+        layers: Sequence[int] = (512, 256, 128),
+        loss: str = "logq",
+        temperature: float = 0.05,
+        normalize: bool = True,
+        lr: float = 1e-3,
+        batch_size: int = 1024,
+        max_epochs: int = 3,
+        patience: int = 2,
+        max_history: int = 100,
+        cat_dim: int = 16,
+        min_count: int = 1,
+        max_steps_per_epoch: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        for arg, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
+                           ("patience", patience), ("max_history", max_history),
+                           ("cat_dim", cat_dim), ("min_count", min_count)):
+            if int(value) < 1:
+                raise ValueError(f"{arg} must be >= 1, got {value}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not layers or any(int(w) < 1 for w in layers):
+            raise ValueError(f"layers must be positive widths, got {list(layers)}")
+        if max_steps_per_epoch is not None and max_steps_per_epoch < 1:
+            raise ValueError(f"max_steps_per_epoch must be >= 1 or None, got {max_steps_per_epoch}")
+        self.hgnn = None if hgnn is None else np.asarray(hgnn, dtype=np.float32)
+        self.layers = [int(w) for w in layers]
+        self.loss = loss
+        self.temperature = float(temperature)
+        self.normalize = bool(normalize)
+        self.lr = float(lr)
+        self.batch_size = int(batch_size)
+        self.max_epochs = int(max_epochs)
+        self.patience = int(patience)
+        self.max_history = int(max_history)
+        self.cat_dim = int(cat_dim)
+        self.min_count = int(min_count)
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.progress = bool(progress)
+        self.item_features: ItemFeatures | None = None
+        self.user_featurizer: UserFeaturizer | None = None
+        self.user_tower: Tower | None = None
+        self.item_tower: Tower | None = None
+        self._item_vectors: np.ndarray | None = None
+        self.report_: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(
+        cls, cfg: TwoTowerConfig, hgnn: np.ndarray | None = None, progress: bool = True
+    ) -> TwoTowerRecommender:
+        """Build from the ``two_tower`` config section (``hgnn`` None: the plain 2T)."""
+        return cls(
+            hgnn,
+            layers=cfg.layers,
+            loss=cfg.loss,
+            temperature=cfg.temperature,
+            normalize=cfg.normalize,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            max_history=cfg.max_history,
+            cat_dim=cfg.cat_dim,
+            min_count=cfg.min_count,
+            max_steps_per_epoch=cfg.max_steps_per_epoch,
+            progress=progress,
+        )
+
+    # ------------------------------------------------------------------ building
+    def _build(self, items: ItemFeatures, users: UserFeaturizer, seed: int) -> None:
+        """Create both towers; parameter init is drawn from ``seed`` without touching the
+        global RNG state of the caller."""
+        self.item_features, self.user_featurizer = items, users
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.item_tower = Tower(
+                items.dense_dim, list(items.cardinalities().values()), self.cat_dim,
+                self.layers, self.normalize,
+            )
+            self.user_tower = Tower(
+                users.dense_dim, list(users.cardinalities().values()), self.cat_dim,
+                self.layers, self.normalize,
+            )
+
+    def fit(
+        self,
+        train: TrainSet,
+        validate: Callable[[TwoTowerRecommender], float] | None = None,
+    ) -> TwoTowerRecommender:
+        """Train both towers on ``train`` (see :func:`hgrec.training.two_tower.train_two_tower`).
+
+        Args:
+            train: training users' histories, catalogue, text embeddings and seed.
+            validate: called after each epoch with this model (item vectors refreshed);
+                returns a score, higher is better (e.g. valid users' HR@10). Early stopping
+                with ``patience`` keeps the best weights. None: train ``max_epochs`` epochs.
+        """
+        from hgrec.training.two_tower import train_two_tower  # training imports this module
+
+        if self.name == "2t-hgnn" and self.hgnn is None:
+            raise ValueError("the 2t-hgnn model needs HGNN embeddings (hgnn=...)")
+        items = build_item_features(
+            train.catalog, train.item_text, self.hgnn, min_count=self.min_count
+        )
+        demo = train.users if train.users is not None else train.histories.users
+        users = UserFeaturizer.fit(
+            items, train.event_names, demo, max_history=self.max_history, min_count=self.min_count
+        )
+        self._build(items, users, train.seed)
+        self.report_ = train_two_tower(self, train, validate=validate, seed=train.seed)
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _require_fitted(self) -> tuple[Tower, Tower, ItemFeatures, UserFeaturizer]:
+        if (
+            self.user_tower is None
+            or self.item_tower is None
+            or self.item_features is None
+            or self.user_featurizer is None
+        ):
+            raise RuntimeError(f"{self.name} model is not fitted; call fit() or load()")
+        return self.user_tower, self.item_tower, self.item_features, self.user_featurizer
+
+    def embed_users(self, inputs: UserInputs) -> torch.Tensor:
+        """(n, out_dim) user-tower outputs of precomputed inputs (with autograd)."""
+        user_tower, _, _, _ = self._require_fitted()
+        return user_tower(inputs.dense, inputs.categorical)
+
+    def embed_items(self, items: torch.Tensor) -> torch.Tensor:
+        """(m, out_dim) item-tower outputs of item indices ``items`` (m,) (with autograd)."""
+        _, item_tower, feats, _ = self._require_fitted()
+        dense, cats = feats.tower_inputs(items)
+        return item_tower(dense, cats)
+
+    def refresh_item_vectors(self, batch_size: int = 8192) -> None:
+        """Recompute the cached (n_items, out_dim) item vectors after the weights changed."""
+        _, item_tower, feats, _ = self._require_fitted()
+        was_training = item_tower.training
+        item_tower.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, feats.n_items, batch_size):  # batches, not items
+                idx = torch.arange(start, min(start + batch_size, feats.n_items))
+                out.append(self.embed_items(idx))
+        item_tower.train(was_training)
+        self._item_vectors = torch.cat(out).numpy().astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, out_dim) float32 item-tower outputs of every catalogue item (the index)."""
+        self._require_fitted()
+        if self._item_vectors is None:
+            self.refresh_item_vectors()
+        assert self._item_vectors is not None
+        return self._item_vectors
+
+    def user_vectors(self, histories: Histories, batch_size: int = 4096) -> np.ndarray:
+        """(n, out_dim) float32 user-tower outputs computed from raw histories.
+
+        ``histories.users`` supplies demographics when present; unseen users need nothing
+        but their history.
+        """
+        user_tower, _, _, featurizer = self._require_fitted()
+        was_training = user_tower.training
+        user_tower.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, histories.n_users, batch_size):  # batches of users
+                rows = np.arange(start, min(start + batch_size, histories.n_users))
+                batch = histories if len(rows) == histories.n_users else histories.take(rows)
+                out.append(self.embed_users(featurizer.transform(batch)))
+        user_tower.train(was_training)
+        if not out:
+            return np.zeros((0, user_tower.out_dim), dtype=np.float32)
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:
+        """(n, c) float32 dot products user_vector · item_vector[candidates]."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        items = self.item_vectors()
+        if len(candidates) and (candidates.min() < 0 or candidates.max() >= len(items)):
+            raise ValueError(f"candidates must be item indices in [0, {len(items)})")
+        return (self.user_vectors(histories) @ items[candidates].T).astype(np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "layers": list(self.layers),
+            "loss": self.loss,
+            "temperature": self.temperature,
+            "normalize": self.normalize,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "max_history": self.max_history,
+            "cat_dim": self.cat_dim,
+            "min_count": self.min_count,
+            "max_steps_per_epoch": self.max_steps_per_epoch,
+            "progress": self.progress,
+        }
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Tower weights, item features, user vocabularies/statistics and item vectors."""
+        user_tower, item_tower, feats, featurizer = self._require_fitted()
+        state: dict[str, np.ndarray] = {}
+        state.update(feats.to_state("item."))
+        state.update(featurizer.to_state("user."))
+        for prefix, tower in (("user_tower.", user_tower), ("item_tower.", item_tower)):
+            for key, tensor in tower.state_dict().items():
+                state[prefix + key] = tensor.detach().cpu().numpy()
+        state["item_vectors"] = self.item_vectors()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        feats = ItemFeatures.from_state(state, "item.")
+        featurizer = UserFeaturizer.from_state(state, feats, "user.")
+        self.hgnn = None if feats.hgnn is None else feats.hgnn.numpy()
+        self._build(feats, featurizer, seed=0)
+        assert self.user_tower is not None and self.item_tower is not None
+        for prefix, tower in (("user_tower.", self.user_tower), ("item_tower.", self.item_tower)):
+            tower.load_state_dict(
+                {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in state.items()
+                 if k.startswith(prefix)}
+            )
+        self._item_vectors = np.asarray(state["item_vectors"], dtype=np.float32)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TwoTowerRecommender:
+        """Rebuild a saved "2t" or "2t-hgnn" model as the variant that was saved."""
+        meta = json.loads((Path(path) / "params.json").read_text())
+        target = TwoTowerHGNNRecommender if meta.get("name") == "2t-hgnn" else TwoTowerRecommender
+        model = super(TwoTowerRecommender, target).load(path)  # checks the name
+        assert isinstance(model, TwoTowerRecommender)
+        return model
+
+    def best_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Deep copies of both towers' weights (for early stopping)."""
+        user_tower, item_tower, _, _ = self._require_fitted()
+        return {
+            "user": copy.deepcopy(user_tower.state_dict()),
+            "item": copy.deepcopy(item_tower.state_dict()),
+        }
+
+    def load_state_dicts(self, states: dict[str, dict[str, torch.Tensor]]) -> None:
+        user_tower, item_tower, _, _ = self._require_fitted()
+        user_tower.load_state_dict(states["user"])
+        item_tower.load_state_dict(states["item"])
+        self._item_vectors = None
+
+
+class TwoTowerHGNNRecommender(TwoTowerRecommender):
+    """The 2T-HGNN variant: :class:`TwoTowerRecommender` built with HGNN embeddings."""
+
+    name: ClassVar[str] = "2t-hgnn"

@@ -1,0 +1,139 @@
+"""The two-tower retriever: towers, variants, contract basics (shapes, save/load, seeding)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hgrec.data.dataset import Dataset
+from hgrec.models.base import TrainSet
+from hgrec.models.two_tower import Tower, TwoTowerHGNNRecommender, TwoTowerRecommender
+
+SMALL = {"layers": [32, 16, 8], "batch_size": 32, "max_epochs": 2, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny matrices: one thread avoids oversubscription on a shared machine (10x here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def planted_features(ds: Dataset, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random unit "text" (24-d) and "HGNN" (16-d) vectors = cluster centre + noise."""
+    rng = np.random.default_rng(seed)
+    cluster = ds.catalog.items["cluster"].to_numpy()
+
+    def unit(d: int, noise: float) -> np.ndarray:
+        x = rng.normal(size=(3, d))[cluster] + noise * rng.normal(size=(len(cluster), d))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    return unit(24, 1.0), unit(16, 0.5)
+
+
+def train_set(ds: Dataset, text: np.ndarray | None, seed: int = 0) -> TrainSet:
+    users = ds.users_in("train")
+    return TrainSet.build(
+        ds.catalog, ds.histories(users), item_text=text, event_names=ds.event_names,
+        users=ds.users.iloc[users].reset_index(drop=True), seed=seed,
+    )
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_tower_output_shape_is_last_layer(normalize: bool) -> None:
+    tower = Tower(dense_dim=10, cardinalities=[3, 5], cat_dim=4, layers=[512, 256, 128],
+                  normalize=normalize)
+    out = tower(torch.randn(7, 10), torch.tensor([[0, 4]] * 7))
+    assert out.shape == (7, 128) and tower.out_dim == 128
+    linear = [m for m in tower.mlp if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [512, 256, 128]
+    assert linear[0].in_features == 10 + 2 * 4
+    norms = out.norm(dim=1)
+    assert torch.allclose(norms, torch.ones(7), atol=1e-5) == normalize
+
+
+@pytest.mark.parametrize("hgnn, name, cls", [(False, "2t", TwoTowerRecommender),
+                                             (True, "2t-hgnn", TwoTowerHGNNRecommender)])
+def test_constructor_picks_the_variant(hgnn: bool, name: str, cls: type) -> None:
+    z = np.zeros((4, 2), np.float32) if hgnn else None
+    model = TwoTowerRecommender(z, **SMALL)
+    assert type(model) is cls and model.name == name
+    assert isinstance(model, TwoTowerRecommender)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"loss": "bpr"}, "loss must be"), ({"batch_size": 0}, "batch_size"),
+     ({"temperature": 0.0}, "temperature"), ({"layers": []}, "layers"),
+     ({"max_steps_per_epoch": 0}, "max_steps_per_epoch")],
+)
+def test_constructor_validates(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TwoTowerRecommender(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unfitted_model_refuses_to_score(tiny_dataset: Dataset) -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TwoTowerRecommender(**SMALL).score(tiny_dataset.histories(np.arange(2)), np.arange(3))
+
+
+def test_2t_hgnn_needs_embeddings(tiny_dataset: Dataset) -> None:
+    with pytest.raises(ValueError, match="needs HGNN embeddings"):
+        TwoTowerHGNNRecommender(**SMALL).fit(train_set(tiny_dataset, None))
+
+
+@pytest.mark.parametrize("use_hgnn", [True, False])
+def test_contract_shapes_save_load_and_seed(
+    tiny_dataset: Dataset, tmp_path: Path, use_hgnn: bool
+) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    train = train_set(ds, text)
+    model = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train)
+    queries = ds.histories(ds.users_in("valid"))  # users never seen in training
+    cands = ds.catalog.items_of_type("food")
+    s = model.score(queries, cands)
+    assert s.shape == (queries.n_users, len(cands)) and s.dtype == np.float32
+    np.testing.assert_allclose(
+        s, model.user_vectors(queries) @ model.item_vectors()[cands].T, rtol=1e-5, atol=1e-6
+    )
+    assert model.item_vectors().shape == (ds.catalog.n_items, 8)
+    ids, _ = model.recommend(queries, cands, k=5, exclude=queries)
+    assert ids.shape == (queries.n_users, 5) and np.isin(ids, cands).all()
+    # an empty history (a brand-new user) still gets a vector
+    assert np.isfinite(model.score(ds.histories(np.array([], np.int64)), cands)).all()
+
+    model.save(tmp_path / "m")
+    loaded = TwoTowerRecommender.load(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.name == model.name
+    np.testing.assert_array_equal(loaded.score(queries, cands), s)
+
+    again = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train)
+    np.testing.assert_array_equal(again.item_vectors(), model.item_vectors())
+    other = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train_set(ds, text, seed=1))
+    assert not np.allclose(other.item_vectors(), model.item_vectors())
+
+
+def test_demographics_flow_into_the_user_tower(tiny_dataset: Dataset) -> None:
+    ds = tiny_dataset
+    users = ds.users.copy()
+    users["country"] = np.where(np.arange(len(users)) % 2 == 0, "se", "us")
+    users["age"] = np.arange(len(users), dtype=float)
+    ds = Dataset(name=ds.name, catalog=ds.catalog, users=users, interactions=ds.interactions,
+                 target_type=ds.target_type)
+    text, _ = planted_features(ds)
+    model = TwoTowerRecommender(**SMALL).fit(train_set(ds, text))
+    assert model.user_featurizer is not None
+    assert list(model.user_featurizer.categorical_vocab) == ["country"]
+    q = ds.histories(ds.users_in("valid")[:1])
+    assert q.users is not None
+    flipped = q.users.assign(country="us" if q.users["country"].iloc[0] == "se" else "se")
+    q2 = type(q)(indptr=q.indptr, items=q.items, events=q.events, weights=q.weights, users=flipped)
+    assert not np.allclose(model.user_vectors(q), model.user_vectors(q2))

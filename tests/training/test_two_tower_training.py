@@ -1,0 +1,172 @@
+"""Two-tower training: examples, the in-batch losses on hand cases, learning on planted data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from hgrec.data.dataset import Dataset
+from hgrec.data.histories import Histories
+from hgrec.models.two_tower import TwoTowerRecommender
+from hgrec.training.two_tower import (
+    build_examples,
+    in_batch_softmax_loss,
+    inverse_frequency_weights,
+    item_frequencies,
+    prefix_histories,
+    quick_validate,
+)
+from tests.models.test_two_tower import SMALL, planted_features, train_set
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny matrices: one thread avoids oversubscription on a shared machine (10x here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def test_build_examples_skips_first_interactions() -> None:
+    h = Histories.from_lists([[4, 5, 6], [7], [], [8, 9]])
+    rows, targets, skipped = build_examples(h)
+    assert rows.tolist() == [0, 0, 3] and targets.tolist() == [1, 2, 5]
+    assert skipped == 3  # the first entry of each non-empty history
+
+
+@pytest.mark.parametrize("max_history", [1, 2, 5])
+def test_prefix_histories_are_strictly_before_the_target(max_history: int) -> None:
+    h = Histories.from_lists([[4, 5, 6, 7], [8, 9]])
+    h = Histories(indptr=h.indptr, items=h.items, events=np.arange(6, dtype=np.int16))
+    rows, targets, _ = build_examples(h)
+    p = prefix_histories(h, rows, targets, max_history)
+    full = [[4, 5, 6, 7], [8, 9]]
+    expected = [full[r][: t - int(h.indptr[r])][-max_history:] for r, t in zip(rows, targets)]
+    assert [p.row(k).tolist() for k in range(p.n_users)] == expected
+    # events[k] == k, so the events carried along are the source positions of the entries
+    src = [np.arange(max(int(h.indptr[r]), t - max_history), t) for r, t in zip(rows, targets)]
+    assert p.events is not None
+    np.testing.assert_array_equal(p.events, np.concatenate(src))
+
+
+def hand_loss(u: np.ndarray, v: np.ndarray, ids: list[int], tau: float,
+              log_q: np.ndarray | None, w: np.ndarray | None) -> float:
+    logits = u @ v.T / tau
+    if log_q is not None:
+        logits = logits - log_q[None, :]
+    losses = []
+    for i in range(len(ids)):
+        keep = [j for j in range(len(ids)) if j == i or ids[j] != ids[i]]
+        row = logits[i, keep]
+        losses.append(np.log(np.exp(row).sum()) - logits[i, i])
+    losses_arr = np.array(losses) * (1.0 if w is None else w)
+    return float(losses_arr.mean())
+
+
+@pytest.mark.parametrize("use_log_q", [False, True])
+@pytest.mark.parametrize("use_weights", [False, True])
+@pytest.mark.parametrize("tau", [1.0, 0.1])
+def test_in_batch_loss_matches_hand_computation(
+    use_log_q: bool, use_weights: bool, tau: float
+) -> None:
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    ids = [5, 7, 5, 9]  # item 5 twice: rows 0 and 2 must not use each other as negatives
+    log_q = np.log(np.array([0.5, 0.2, 0.5, 0.3])) if use_log_q else None
+    w = np.array([0.5, 2.0, 0.5, 1.0]) if use_weights else None
+    got = in_batch_softmax_loss(
+        torch.tensor(u), torch.tensor(v), torch.tensor(ids), temperature=tau,
+        log_q=None if log_q is None else torch.tensor(log_q),
+        weights=None if w is None else torch.tensor(w),
+    )
+    assert float(got) == pytest.approx(hand_loss(u, v, ids, tau, log_q, w), rel=1e-9)
+
+
+def test_log_q_correction_equals_shifting_the_item_logits() -> None:
+    # Subtracting log q_j from every logit of column j is the same as appending a constant
+    # feature to the user (1) and the item (-log q_j).
+    rng = np.random.default_rng(0)
+    u, v = torch.tensor(rng.normal(size=(5, 4))), torch.tensor(rng.normal(size=(5, 4)))
+    q = torch.tensor([0.1, 0.4, 0.2, 0.2, 0.1], dtype=torch.float64)
+    ids = torch.arange(5)
+    corrected = in_batch_softmax_loss(u, v, ids, log_q=q.log())
+    u2 = torch.cat([u, torch.ones(5, 1, dtype=torch.float64)], 1)
+    v2 = torch.cat([v, -q.log().unsqueeze(1)], 1)
+    assert float(corrected) == pytest.approx(float(in_batch_softmax_loss(u2, v2, ids)), rel=1e-12)
+    assert float(corrected) != pytest.approx(float(in_batch_softmax_loss(u, v, ids)))
+
+
+def test_duplicate_positive_is_not_a_negative() -> None:
+    # Row 0's loss must not change when the vector of its duplicate (row 1, same item) moves.
+    u = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    v = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    v_moved = v.clone()
+    v_moved[1] = torch.tensor([9.0, 0.0])
+    ids = torch.tensor([3, 3, 4])
+    w = torch.tensor([3.0, 0.0, 0.0])  # isolate row 0
+    assert float(in_batch_softmax_loss(u, v, ids, weights=w)) == pytest.approx(
+        float(in_batch_softmax_loss(u, v_moved, ids, weights=w))
+    )
+    unmasked = torch.tensor([3, 8, 4])
+    assert float(in_batch_softmax_loss(u, v_moved, unmasked, weights=w)) > float(
+        in_batch_softmax_loss(u, v_moved, ids, weights=w)
+    ) + 1.0
+
+
+def test_inverse_frequency_weights() -> None:
+    targets = np.array([0, 0, 0, 1, 2, 2])
+    q = item_frequencies(targets, n_items=4)
+    np.testing.assert_allclose(q, [3 / 6, 1 / 6, 2 / 6, 0.0])
+    w = inverse_frequency_weights(targets, q)
+    assert w.mean() == pytest.approx(1.0)
+    raw = np.array([2, 2, 2, 6, 3, 3], dtype=float)  # 1 / q
+    np.testing.assert_allclose(w, raw / raw.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["logq", "inverse-frequency"])
+def test_training_learns_planted_clusters(tiny_dataset: Dataset, loss: str) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    model = TwoTowerRecommender(
+        z, loss=loss, layers=[64, 32, 16], batch_size=32, max_epochs=8, progress=False
+    ).fit(train_set(ds, text))
+    losses = [e["loss"] for e in model.report_["epochs"]]
+    assert losses[-1] < 0.9 * losses[0]
+    assert model.report_["n_skipped_first"] == len(ds.users_in("train"))
+    # Valid users (unseen in training): same-cluster food items outrank the others.
+    users = ds.users_in("valid")
+    food = ds.catalog.items_of_type("food")
+    s = model.score(ds.histories(users), food)
+    cluster = ds.catalog.items["cluster"].to_numpy()
+    same = cluster[food][None, :] == (users % 3)[:, None]  # planted: cluster = user % 3
+    gap = (s * same).sum(1) / same.sum(1) - (s * ~same).sum(1) / (~same).sum(1)
+    assert (gap > 0).mean() >= 0.8  # chance level is 0.5
+
+
+def test_early_stopping_restores_the_best_weights(tiny_dataset: Dataset) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    scores = iter([0.5, 0.9, 0.3, 0.2, 0.1, 0.0])
+    seen: list[np.ndarray] = []
+
+    def validate(m: TwoTowerRecommender) -> float:
+        seen.append(m.item_vectors().copy())
+        return next(scores)
+
+    model = TwoTowerRecommender(z, **{**SMALL, "max_epochs": 6, "patience": 2})
+    model.fit(train_set(ds, text), validate=validate)
+    rep = model.report_
+    assert len(rep["epochs"]) == 4 and rep["best_epoch"] == 2 and rep["best_score"] == 0.9
+    np.testing.assert_allclose(model.item_vectors(), seen[1], rtol=1e-6)
+
+
+def test_quick_validate_is_a_hit_rate(tiny_dataset: Dataset) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    model = TwoTowerRecommender(z, **SMALL).fit(train_set(ds, text))
+    hr = quick_validate(model, ds, "valid", "food")
+    assert 0.0 <= hr <= 1.0
+    assert quick_validate(model, ds, "valid", "food", max_users=0) == 0.0
