@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("-k", type=int, default=10)
     similar.add_argument("--item-type", dest="item_type", help="restrict to one item type")
     similar.set_defaults(func=_similar)
+
+    from hgrec.serving.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
