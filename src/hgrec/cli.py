@@ -28,7 +28,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["runtime.seed"] = args.seed
     config = Config.from_yaml(args.config, overrides)
     out = Path(args.out) if args.out else Path("runs") / config.data.name
-    run_pipeline(config, out, fresh=args.fresh)
+    reuse = Path(args.reuse_hgnn) if args.reuse_hgnn else None
+    run_pipeline(config, out, fresh=args.fresh, reuse_hgnn=reuse)
     return 0
 
 
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="overrides runtime.seed")
     run.add_argument(
         "--fresh", action="store_true", help="recompute every stage, ignoring cached ones"
+    )
+    run.add_argument(
+        "--reuse-hgnn",
+        dest="reuse_hgnn",
+        metavar="RUN_DIR",
+        help="reuse the frozen HGNN of a finished run (static layer); train only the 2T",
     )
     run.set_defaults(func=_run)
 

@@ -93,3 +93,25 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "marign" in err and "bad.yaml" in err
+
+
+def test_experiments_and_reused_hgnn(small_run: tuple[Path, Path, Path]) -> None:
+    """P1 Table 4 and two Table 1 ablations land in metrics.json and report.md; a run that
+    reuses the first run's frozen HGNN trains no HGNN of its own."""
+    root, config, first = small_run
+    cfg = yaml.safe_load(config.read_text())
+    cfg["experiments"] = {"established_type": "podcast", "ablations": ["A", "F"]}
+    exp = root / "exp.yaml"
+    exp.write_text(yaml.safe_dump(cfg))
+    out = root / "run-exp"
+    assert main(["run", "--config", str(exp), "--out", str(out), "--reuse-hgnn", str(first)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["established"]["target_type"] == "podcast"
+    ablated = metrics["ablations"]["protocols"]["cold"]["test"]["models"]
+    assert set(ablated) == {"2t-hgnn", "A) sampler off", "F) source-source relations only"}
+    report = (out / "report.md").read_text()
+    assert "Table 4" in report and "F) source-source relations only" in report
+    history = json.loads((out / "hgnn" / "history.json").read_text())
+    assert history == {"reused_from": str(first)}
+    assert not list((out / "checkpoints").glob("hgnn-*"))  # no main HGNN was trained
+    assert list((out / "checkpoints").glob("ablation-A-hgnn-*"))  # the ablations were

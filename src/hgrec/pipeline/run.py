@@ -1,8 +1,22 @@
-"""``hgrec run``: load -> text features -> graph -> HGNN -> baselines -> 2T -> evaluate -> report.
+"""``hgrec run``: load -> text -> baselines -> graph -> HGNN -> 2T -> evaluate -> report.
 
 Each expensive stage is cached in the run directory by a content hash of its inputs and
-settings (``RunDir``), so a rerun after changing, say, only the two-tower settings does not
-recompute the graph, the text features or the HGNN.
+settings (:class:`hgrec.utils.artifacts.RunDir`): a rerun after changing only the two-tower
+settings does not recompute the graph, the text features, the baselines or the HGNN. The run
+only counts as complete when its manifest says so, written last.
+
+Run directory::
+
+    manifest.json  config, versions, input hashes, seed, stage keys and times, status
+    data/          items, users, interactions (string ids) for serving
+    features/      text.parquet: item_id + text embedding
+    baselines/     <name>/ (params.json + state.npz) per baseline, tuning.json
+    graph/         one Parquet edge list per relation + summary.json
+    hgnn/          embeddings.parquet, model.pt, history.json, hgnn-knn/
+    2t/, 2t-hgnn/  model/ + training.json
+    ablation-X/    retrained HGNN embeddings + 2T-HGNN of P1 Table 1 ablation X
+    models.json    model name -> folder, for `hgrec serve`
+    metrics.json, report.md, tiers.png
 """
 
 from __future__ import annotations
@@ -17,16 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hgrec.config import Config
+from hgrec.config import Config, HGNNConfig
 from hgrec.data.dataset import Dataset
 from hgrec.evaluation.protocols import Queries, build_queries
-from hgrec.models.base import Recommender, TrainSet
 from hgrec.graph.types import CoGraph
+from hgrec.models.base import Recommender, TrainSet
 from hgrec.utils.artifacts import (
     RunDir,
     atomic_torch_save,
     atomic_write,
     atomic_write_json,
+    atomic_write_text,
     config_hash,
 )
 
@@ -47,6 +62,249 @@ class StageClock:
         print(f"[hgrec] {name} done in {dt:.1f}s", flush=True)
 
 
+def run_pipeline(
+    config: Config, out: Path, fresh: bool = False, reuse_hgnn: Path | None = None
+) -> dict[str, Any]:
+    """Run every stage; returns the metrics dict (also in ``out/metrics.json``).
+
+    Args:
+        config: the validated run config.
+        out: the run directory (created; finished stages in it are reused).
+        fresh: delete the run directory first.
+        reuse_hgnn: a finished run whose HGNN weights are reused frozen (P2's static layer):
+            this run recomputes the embeddings over its own graph and trains only the 2T.
+    """
+    return Pipeline(config, out, fresh, reuse_hgnn).run()
+
+
+class Pipeline:
+    """The stages of one run; each method is one stage (cached where it is expensive)."""
+
+    def __init__(self, config: Config, out: Path, fresh: bool, reuse_hgnn: Path | None) -> None:
+        from hgrec.utils.seed import seed_everything, set_threads
+
+        self.config = config
+        self.seed = config.runtime.seed
+        self.progress = config.runtime.progress
+        self.reuse_hgnn = reuse_hgnn
+        seed_everything(self.seed)
+        set_threads(config.runtime.threads)
+        self.clock = StageClock()
+        self.run_dir = RunDir(out)
+        if fresh:
+            self.run_dir.clear()
+        self.run_dir.start(
+            config.model_dump(mode="json"),
+            inputs=_input_paths(config),
+            extra={"reuse_hgnn": None if reuse_hgnn is None else str(reuse_hgnn)},
+        )
+        self.models: dict[str, Recommender] = {}
+
+    # ------------------------------------------------------------------ the whole job
+    def run(self) -> dict[str, Any]:
+        from hgrec.evaluation.evaluate import evaluate_all
+        from hgrec.evaluation.report import plot_tiers, write_metrics
+
+        cfg = self.config
+        self.load()
+        self.text()
+        self.queries = build_eval_queries(self.dataset, cfg)
+        self.valid = {p: q for (p, s), q in self.queries.items() if s == "valid"}
+        self.train = make_train_set(self.dataset, self.item_text, self.seed)
+        self.popularity = self.dataset.item_popularity()
+        self.baselines()
+        hgnn_emb = None
+        if cfg.hgnn.enabled:
+            self.graph_stage()
+            hgnn_emb = self.hgnn("hgnn", self.graph, cfg.hgnn)
+            self.models["hgnn-knn"] = _load(self.run_dir.path / "hgnn" / "hgnn-knn")
+        if cfg.two_tower.enabled:
+            self.models["2t"] = self.two_tower("2t", None, None)
+            if hgnn_emb is not None:
+                self.models["2t-hgnn"] = self.two_tower("2t-hgnn", hgnn_emb, "hgnn")
+        atomic_write_json(
+            self.run_dir.path / "models.json", {n: _model_folder(n) for n in self.models}
+        )
+        with self.clock("evaluate"):
+            metrics = evaluate_all(
+                self.models, self.queries, self.dataset.catalog, self.popularity, cfg.eval,
+                dataset_name=cfg.data.name, progress=self.progress,
+            )
+        metrics.update(self.experiments(hgnn_emb))
+        self.run_dir.record_stage_seconds(self.clock.seconds)
+        metrics["stage_seconds"] = {k: round(v, 1) for k, v in self.clock.seconds.items()}
+        write_metrics(self.run_dir.path, metrics)
+        report = render_full_report(metrics)
+        atomic_write_text(self.run_dir.path / "report.md", report)
+        plot_tiers(metrics, self.run_dir.path / "tiers.png")
+        self.run_dir.finish()
+        print(report)
+        return metrics
+
+    # ------------------------------------------------------------------ stages
+    def load(self) -> None:
+        from hgrec.datasets import load_dataset
+
+        with self.clock("load"):
+            self.dataset = load_dataset(self.config.data, self.seed)
+        _print_load_report(self.dataset)
+        self.data_key = config_hash(
+            {"data": self.config.data.model_dump(mode="json"),
+             "inputs": self.run_dir.input_hashes, "seed": self.seed}
+        )
+        if not self.run_dir.is_done("data", self.data_key):
+            with self.run_dir.stage("data", self.data_key) as tmp:
+                save_dataset_tables(self.dataset, tmp)
+
+    def text(self) -> None:
+        from hgrec.features.text import item_text_features, load_text_features, save_text_features
+
+        key = config_hash({"data": self.data_key, "features": self.config.features.model_dump(mode="json")})
+        with self.clock("text features"):
+            if not self.run_dir.is_done("features", key):
+                with self.run_dir.stage("features", key) as tmp:
+                    f = item_text_features(self.dataset.catalog, self.config.features, self.progress)
+                    save_text_features(tmp / "text.parquet", self.dataset.catalog, f)
+                    print(f"[hgrec] text: {f.n_embedded:,} embedded, {f.n_cached:,} cached, "
+                          f"{f.n_empty:,} empty (zero vector)")
+            path = self.run_dir.path / "features" / "text.parquet"
+            self.item_text = load_text_features(path, self.dataset.catalog).embeddings
+        self.text_hash = self.run_dir.output_hash("features")
+
+    def baselines(self) -> None:
+        cfg = self.config
+        key = config_hash(
+            {"data": self.data_key, "text": self.text_hash,
+             "baselines": cfg.baselines.model_dump(mode="json"), "eval": cfg.eval.model_dump(mode="json")}
+        )
+        with self.clock("baselines"):
+            if not self.run_dir.is_done("baselines", key):
+                with self.run_dir.stage("baselines", key) as tmp:
+                    _fit_baselines(cfg, self.train, self.valid, self.dataset, self.popularity, tmp)
+            for name in cfg.baselines.enabled:
+                self.models[name] = _load(self.run_dir.path / "baselines" / name)
+
+    def graph_stage(self) -> None:
+        from hgrec.graph.build import build_cograph_with_report
+        from hgrec.graph.io import read_graph, read_manifest, write_graph
+        from hgrec.graph.summary import format_summary
+
+        key = config_hash({"data": self.data_key, "graph": self.config.graph.model_dump(mode="json")})
+        with self.clock("graph"):
+            if not self.run_dir.is_done("graph", key):
+                with self.run_dir.stage("graph", key) as tmp:
+                    graph, report = build_cograph_with_report(
+                        self.dataset, self.config.graph, progress=self.progress
+                    )
+                    write_graph(graph, tmp, self.dataset.catalog, report.to_dict())
+            summary = read_manifest(self.run_dir.path / "graph")
+            print(format_summary(summary.get("summary", summary)))
+            self.graph = read_graph(self.run_dir.path / "graph", self.dataset.catalog)
+
+    def hgnn(self, stage: str, graph: CoGraph, hgnn_cfg: HGNNConfig) -> np.ndarray:
+        """Train the HGNN on ``graph`` (or reuse frozen weights) and save its embeddings.
+
+        Training resumes from ``<run>/checkpoints/<stage>-<key>`` after an interruption.
+        """
+        import torch
+
+        from hgrec.models.hgnn import embed_items
+        from hgrec.models.hgnn_knn import HGNNKNN
+        from hgrec.training.hgnn import build_model, train_hgnn
+
+        reuse = self.reuse_hgnn if stage == "hgnn" else None
+        key = config_hash(
+            {"graph": self.run_dir.output_hash("graph"), "text": self.text_hash, "seed": self.seed,
+             "hgnn": hgnn_cfg.model_dump(mode="json"), "stage": stage,
+             "relations": {n: r.n_edges for n, r in graph.relations.items()},
+             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn")}
+        )
+        with self.clock(stage):
+            if not self.run_dir.is_done(stage, key):
+                with self.run_dir.stage(stage, key) as tmp:
+                    history: dict[str, Any]
+                    if reuse is not None:
+                        hgnn_cfg = _reused_hgnn_config(reuse)
+                        model = build_model(graph, self.item_text.shape[1], hgnn_cfg, self.seed)
+                        model.load_state_dict(torch.load(reuse / "hgnn" / "model.pt"))
+                        model.eval()
+                        emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference_batch_edges)
+                        history = {"reused_from": str(reuse)}
+                    else:
+                        ckpt = self.run_dir.path / "checkpoints" / f"{stage}-{key[:12]}"
+                        result = train_hgnn(graph, self.item_text, hgnn_cfg, seed=self.seed,
+                                            checkpoint_dir=ckpt, progress=self.progress)
+                        model, emb = result.model, result.embeddings
+                        history = {"best_epoch": result.best_epoch, "epochs": result.history}
+                    save_item_embeddings(tmp / "embeddings.parquet", self.dataset, emb)
+                    atomic_torch_save(tmp / "model.pt", model.state_dict())
+                    atomic_write_json(tmp / "history.json", history)
+                    HGNNKNN(embeddings=emb).fit(self.train).save(tmp / "hgnn-knn")
+            return load_item_embeddings(self.run_dir.path / stage / "embeddings.parquet", self.dataset)
+
+    def two_tower(self, stage: str, hgnn_emb: np.ndarray | None, hgnn_stage: str | None) -> Recommender:
+        """Train 2T (no HGNN features) or 2T-HGNN, early-stopped on valid users' mean HR@10."""
+        from hgrec.evaluation.evaluate import evaluate
+        from hgrec.models.two_tower import TwoTowerRecommender
+
+        cfg = self.config
+        key = config_hash(
+            {"data": self.data_key, "text": self.text_hash, "seed": self.seed,
+             "hgnn": None if hgnn_stage is None else self.run_dir.output_hash(hgnn_stage),
+             "two_tower": cfg.two_tower.model_dump(mode="json")}
+        )
+
+        def validate(model: Recommender) -> float:
+            hr = [
+                evaluate(model, q, self.dataset.catalog, self.popularity, cfg.eval, progress=False)
+                [f"hr@{cfg.eval.hr_k}"]
+                for q in self.valid.values()
+            ]
+            return float(np.mean([h or 0.0 for h in hr]))
+
+        with self.clock(stage):
+            if not self.run_dir.is_done(stage, key):
+                with self.run_dir.stage(stage, key) as tmp:
+                    model = TwoTowerRecommender.from_config(cfg.two_tower, hgnn=hgnn_emb)
+                    model.fit(self.train, validate=validate)
+                    model.save(tmp / "model")
+                    atomic_write_json(tmp / "training.json", getattr(model, "report_", {}))
+            return _load(self.run_dir.path / stage / "model")
+
+    def experiments(self, hgnn_emb: np.ndarray | None) -> dict[str, Any]:
+        """P1 Table 4 (established type as target) and Table 1 (ablations), when configured."""
+        from hgrec.evaluation.evaluate import evaluate_all
+        from hgrec.pipeline.experiments import ABLATIONS, ablation_setup
+
+        cfg, out = self.config, {}
+        est = cfg.experiments.established_type
+        if est is not None:
+            self.dataset.catalog.type_code(est)  # clear error for an unknown type
+            queries = {
+                (p, s): build_queries(self.dataset, s, p, est)
+                for p in cfg.eval.protocols for s in ("valid", "test")
+            }
+            with self.clock(f"evaluate ({est} as target)"):
+                out["established"] = evaluate_all(
+                    self.models, queries, self.dataset.catalog, self.popularity, cfg.eval,
+                    dataset_name=cfg.data.name, progress=self.progress,
+                )
+        if cfg.experiments.ablations and hgnn_emb is not None and cfg.two_tower.enabled:
+            ablated: dict[str, Recommender] = {"2t-hgnn": self.models["2t-hgnn"]}
+            for letter in cfg.experiments.ablations:
+                graph, hgnn_cfg = ablation_setup(letter, self.graph, cfg.hgnn, self.dataset.target_type)
+                stage = f"ablation-{letter}"
+                emb = self.hgnn(f"{stage}-hgnn", graph, hgnn_cfg)
+                ablated[f"{letter}) {ABLATIONS[letter]}"] = self.two_tower(stage, emb, f"{stage}-hgnn")
+            with self.clock("evaluate (ablations)"):
+                out["ablations"] = evaluate_all(
+                    ablated, self.queries, self.dataset.catalog, self.popularity, cfg.eval,
+                    dataset_name=cfg.data.name, progress=self.progress,
+                )
+        return out
+
+
+# ---------------------------------------------------------------------- helpers
 def _input_paths(config: Config) -> dict[str, Path]:
     d = config.data
     paths: dict[str, Path] = {}
@@ -104,104 +362,6 @@ def make_train_set(dataset: Dataset, item_text: np.ndarray | None, seed: int) ->
     )
 
 
-def run_pipeline(config: Config, out: Path, fresh: bool = False) -> dict[str, Any]:
-    """Run every stage; returns the metrics dict (also written to ``out/metrics.json``)."""
-    from hgrec.datasets import load_dataset
-    from hgrec.evaluation.evaluate import evaluate_all
-    from hgrec.evaluation.report import plot_tiers, render_report, write_metrics, write_report
-    from hgrec.features.text import item_text_features, load_text_features, save_text_features
-    from hgrec.utils.seed import seed_everything, set_threads
-
-    seed = config.runtime.seed
-    seed_everything(seed)
-    set_threads(config.runtime.threads)
-    clock = StageClock()
-    run = RunDir(out)
-    if fresh:
-        run.clear()
-    inputs = _input_paths(config)
-    run.start(config.model_dump(mode="json"), inputs=inputs)
-
-    with clock("load"):
-        dataset = load_dataset(config.data, seed)
-    _print_load_report(dataset)
-    data_key = config_hash({"data": config.data.model_dump(mode="json"), "inputs": run.input_hashes, "seed": seed})
-
-    if not run.is_done("data", data_key):
-        with run.stage("data", data_key) as tmp:
-            save_dataset_tables(dataset, tmp)
-
-    text_key = config_hash({"data": data_key, "features": config.features.model_dump(mode="json")})
-    with clock("text features"):
-        if not run.is_done("features", text_key):
-            with run.stage("features", text_key) as tmp:
-                feats = item_text_features(dataset.catalog, config.features, config.runtime.progress)
-                save_text_features(tmp / "text.parquet", dataset.catalog, feats)
-                print(f"[hgrec] text: {feats.n_embedded} embedded, {feats.n_cached} cached, {feats.n_empty} empty (zero vector)")
-        item_text = load_text_features(run.path / "features" / "text.parquet", dataset.catalog).embeddings
-
-    queries = build_eval_queries(dataset, config)
-    valid = {p: q for (p, s), q in queries.items() if s == "valid"}
-    train = make_train_set(dataset, item_text, seed)
-    popularity = dataset.item_popularity()
-    text_hash = run.output_hash("features")
-
-    models: dict[str, Recommender] = {}
-    base_key = config_hash(
-        {"data": data_key, "text": text_hash, "baselines": config.baselines.model_dump(mode="json"),
-         "eval": config.eval.model_dump(mode="json")}
-    )
-    with clock("baselines"):
-        if not run.is_done("baselines", base_key):
-            with run.stage("baselines", base_key) as tmp:
-                _fit_baselines(config, train, valid, dataset, popularity, tmp)
-        models.update(_load_models(run.path / "baselines", config.baselines.enabled))
-
-    hgnn_emb: np.ndarray | None = None
-    if config.hgnn.enabled:
-        graph_key = config_hash({"data": data_key, "graph": config.graph.model_dump(mode="json")})
-        with clock("graph"):
-            graph = _graph_stage(run, dataset, config, graph_key)
-        hgnn_key = config_hash(
-            {"graph": run.output_hash("graph"), "text": text_hash, "seed": seed,
-             "hgnn": config.hgnn.model_dump(mode="json")}
-        )
-        with clock("hgnn"):
-            hgnn_emb = _hgnn_stage(run, dataset, config, graph, item_text, hgnn_key)
-        models["hgnn-knn"] = _load_models(run.path / "hgnn", ["hgnn-knn"])["hgnn-knn"]
-
-    if config.two_tower.enabled:
-        variants: list[tuple[str, np.ndarray | None]] = [("2t", None)]
-        if hgnn_emb is not None:
-            variants.append(("2t-hgnn", hgnn_emb))
-        for name, emb in variants:
-            key = config_hash(
-                {"data": data_key, "text": text_hash, "seed": seed,
-                 "hgnn": run.output_hash("hgnn") if emb is not None else None,
-                 "two_tower": config.two_tower.model_dump(mode="json")}
-            )
-            with clock(name):
-                models[name] = _two_tower_stage(run, name, key, config, train, valid, dataset, popularity, emb)
-
-    atomic_write_json(
-        run.path / "models.json",
-        {name: _model_folder(name) for name in models},
-    )
-    with clock("evaluate"):
-        metrics = evaluate_all(
-            models, queries, dataset.catalog, popularity, config.eval,
-            dataset_name=config.data.name, progress=config.runtime.progress,
-        )
-    run.record_stage_seconds(clock.seconds)
-    write_metrics(run.path, metrics)
-    write_report(run.path, metrics)
-    plot_tiers(metrics, run.path / "tiers.png")
-    run.finish()
-    print(render_report(metrics))
-    print(_format_times(clock.seconds))
-    return metrics
-
-
 def _model_folder(name: str) -> str:
     """Where a model lives in the run directory, relative to its root."""
     if name == "hgnn-knn":
@@ -211,10 +371,20 @@ def _model_folder(name: str) -> str:
     return f"baselines/{name}"
 
 
-def _load_models(folder: Path, names: list[str]) -> dict[str, Recommender]:
+def _reused_hgnn_config(run: Path) -> HGNNConfig:
+    """The HGNN settings a finished run trained with (its weights only fit those)."""
+    from hgrec.errors import UserError
+
+    manifest = RunDir(run).read_manifest()
+    if manifest is None or manifest.get("status") != "complete" or not (run / "hgnn" / "model.pt").exists():
+        raise UserError(f"--reuse-hgnn {run}: not a complete run with an HGNN stage (hgnn/model.pt)")
+    return HGNNConfig.model_validate(manifest["config"]["hgnn"])
+
+
+def _load(folder: Path) -> Recommender:
     from hgrec.models.registry import load_model
 
-    return {name: load_model(folder / name) for name in names}
+    return load_model(folder)
 
 
 def _fit_baselines(
@@ -234,52 +404,15 @@ def _fit_baselines(
         if name not in BASELINES:
             raise ValueError(f"baselines.enabled: unknown model {name!r}; known: {sorted(BASELINES)}")
         cls = BASELINES[name]
-        grid = baseline_grid(name, config.baselines)
         factory: Callable[[dict[str, Any]], Recommender] = lambda params, cls=cls: cls(**params)
         t0 = time.perf_counter()
-        result = tune(factory, grid, train, valid, dataset.catalog, popularity, config.eval,
-                      progress=config.runtime.progress)
+        result = tune(factory, baseline_grid(name, config.baselines), train, valid,
+                      dataset.catalog, popularity, config.eval, progress=config.runtime.progress)
         print(f"[hgrec] {name}: best {result.best_params} of {len(result.trials)} trial(s), "
               f"{time.perf_counter() - t0:.1f}s")
         result.best_model.save(folder / name)
         trials[name] = {"best": result.best_params, "trials": result.trials}
     atomic_write_json(folder / "tuning.json", trials)
-
-
-def _graph_stage(run: RunDir, dataset: Dataset, config: Config, key: str) -> CoGraph:
-    from hgrec.graph.build import build_cograph_with_report
-    from hgrec.graph.io import read_graph, read_manifest, write_graph
-    from hgrec.graph.summary import format_summary
-
-    if not run.is_done("graph", key):
-        with run.stage("graph", key) as tmp:
-            graph, report = build_cograph_with_report(dataset, config.graph, progress=config.runtime.progress)
-            write_graph(graph, tmp, dataset.catalog, report.to_dict())
-    summary = read_manifest(run.path / "graph")
-    print(format_summary(summary.get("summary", summary)))
-    return read_graph(run.path / "graph", dataset.catalog)
-
-
-def _hgnn_stage(
-    run: RunDir, dataset: Dataset, config: Config, graph: CoGraph, item_text: np.ndarray, key: str
-) -> np.ndarray:
-    """Train the HGNN (resuming from ``<run>/checkpoints/hgnn``) and save its embeddings."""
-    import torch
-
-    from hgrec.models.hgnn_knn import HGNNKNN
-    from hgrec.training.hgnn import train_hgnn
-
-    folder = run.path / "hgnn"
-    if not run.is_done("hgnn", key):
-        ckpt = run.path / "checkpoints" / f"hgnn-{key[:12]}"
-        with run.stage("hgnn", key) as tmp:
-            result = train_hgnn(graph, item_text, config.hgnn, seed=config.runtime.seed,
-                                checkpoint_dir=ckpt, progress=config.runtime.progress)
-            save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
-            atomic_torch_save(tmp / "model.pt", result.model.state_dict())
-            atomic_write_json(tmp / "history.json", {"best_epoch": result.best_epoch, "epochs": result.history})
-            HGNNKNN(embeddings=result.embeddings).fit(make_train_set(dataset, None, config.runtime.seed)).save(tmp / "hgnn-knn")
-    return load_item_embeddings(folder / "embeddings.parquet", dataset)
 
 
 def save_item_embeddings(path: Path, dataset: Dataset, emb: np.ndarray) -> None:
@@ -301,40 +434,31 @@ def save_item_embeddings(path: Path, dataset: Dataset, emb: np.ndarray) -> None:
 
 def load_item_embeddings(path: Path, dataset: Dataset) -> np.ndarray:
     """(n_items, d) float32 in catalogue order; errors if ids do not match the catalogue."""
-    from hgrec.pipeline.similar import load_run_embeddings
+    from hgrec.features.text import load_text_features
 
-    return load_run_embeddings(path.parent.parent, dataset.catalog)
+    return load_text_features(path, dataset.catalog).embeddings
 
 
-def _two_tower_stage(
-    run: RunDir,
-    name: str,
-    key: str,
-    config: Config,
-    train: TrainSet,
-    valid: dict[str, Queries],
-    dataset: Dataset,
-    popularity: np.ndarray,
-    hgnn: np.ndarray | None,
-) -> Recommender:
-    """Train 2T (hgnn None) or 2T-HGNN, early-stopped on valid users' mean HR@10."""
-    from hgrec.evaluation.evaluate import evaluate
-    from hgrec.models.two_tower import TwoTowerRecommender
+def render_full_report(metrics: dict[str, Any]) -> str:
+    """report.md: the main tables, then Table 4 and Table 1 of P1 when run, then stage times."""
+    from hgrec.evaluation.report import render_report
+    from hgrec.pipeline.experiments import render_ablations
 
-    def validate(model: Recommender) -> float:
-        scores = [
-            evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)[f"hr@{config.eval.hr_k}"]
-            for q in valid.values()
-        ]
-        return float(np.mean([s or 0.0 for s in scores]))
-
-    if not run.is_done(name, key):
-        with run.stage(name, key) as tmp:
-            model = TwoTowerRecommender.from_config(config.two_tower, hgnn=hgnn)
-            model.fit(train, validate=validate)
-            model.save(tmp / "model")
-            atomic_write_json(tmp / "training.json", getattr(model, "report_", {}))
-    return _load_models(run.path / name, ["model"])["model"]
+    parts = [render_report(metrics)]
+    if "established" in metrics:
+        est = metrics["established"]
+        parts.append(f"# Established type as target: {est['target_type']} (P1 Table 4)\n")
+        parts.append(render_report(est))
+    if "ablations" in metrics:
+        parts.append("# Ablations (P1 Table 1), test users\n")
+        parts.append(render_ablations(metrics["ablations"]["protocols"]))
+    seconds = metrics.get("stage_seconds", {})
+    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in seconds.items())
+    parts.append(
+        f"\n# Stage times\n\n| stage | seconds |\n|---|---:|\n{rows}\n"
+        f"| total | {sum(seconds.values()):.1f} |\n"
+    )
+    return "\n".join(parts)
 
 
 def _print_load_report(dataset: Dataset) -> None:
@@ -349,9 +473,3 @@ def _print_load_report(dataset: Dataset) -> None:
         print(f"[hgrec]   {k}: {v:,}")
     for note in dataset.report.notes:
         print(f"[hgrec]   note: {note}")
-
-
-def _format_times(seconds: dict[str, float]) -> str:
-    total = sum(seconds.values())
-    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in seconds.items())
-    return f"\n| stage | seconds |\n|---|---:|\n{rows}\n| total | {total:.1f} |\n"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from hgrec.data.dataset import Catalog
 from hgrec.errors import UserError
@@ -23,15 +22,12 @@ def load_run_catalog(run: Path) -> Catalog:
 
 def load_run_embeddings(run: Path, catalog: Catalog) -> np.ndarray:
     """(n_items, d) HGNN embeddings of a run, in catalogue order."""
+    from hgrec.features.text import load_text_features
+
     path = run / "hgnn" / "embeddings.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; the run has no HGNN stage (hgnn.enabled)")
-    table = pq.read_table(path)
-    ids = np.asarray(table.column("item_id").to_pylist(), dtype=object)
-    if len(ids) != catalog.n_items or not (ids == catalog.item_ids).all():
-        raise ValueError(f"{path}: item ids do not match {run / 'data' / 'items.parquet'}")
-    col = table.column("embedding").combine_chunks()
-    return np.asarray(col.values.to_numpy(), dtype=np.float32).reshape(len(ids), -1)
+    return load_text_features(path, catalog).embeddings
 
 
 def print_similar(run: Path, item_id: str, k: int = 10, item_type: str | None = None) -> None:
