@@ -29,6 +29,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
                 "baselines": {
                     "enabled": ["popularity", "itemknn", "llm-knn"],
                     "itemknn_neighbors": [10, 20],
+                    "hgnn_w_users_params": {"max_epochs": 1, "max_steps_per_epoch": 2},
                 },
                 "hgnn": {"max_epochs": 2, "max_steps_per_epoch": 2, "patience": 1},
                 "two_tower": {"max_epochs": 2, "patience": 1},
@@ -46,9 +47,10 @@ def test_run_writes_a_complete_run(small_run: tuple[Path, Path, Path]) -> None:
     assert run.is_complete()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["versions"]["torch"].startswith("2.13")
-    assert {"data", "features", "baselines", "graph", "hgnn", "2t", "2t-hgnn"} <= set(manifest["stages"])
+    stages = {"data", "features", "baselines", "hgnn-w-users", "graph", "hgnn", "2t", "2t-hgnn"}
+    assert stages <= set(manifest["stages"])
     metrics = json.loads((out / "metrics.json").read_text())
-    expected = {"popularity", "itemknn", "llm-knn", "hgnn-knn", "2t", "2t-hgnn"}
+    expected = {"popularity", "itemknn", "llm-knn", "hgnn-w-users", "hgnn-knn", "2t", "2t-hgnn"}
     for protocol in ("cold", "warm"):
         for split in ("valid", "test"):
             block = metrics["protocols"][protocol][split]
@@ -72,7 +74,7 @@ def test_rerun_reuses_stages_and_a_2t_change_reruns_only_2t(small_run: tuple[Pat
     changed.write_text(yaml.safe_dump(cfg))
     assert main(["run", "--config", str(changed), "--out", str(out)]) == 0
     after = json.loads((out / "manifest.json").read_text())["stages"]
-    for stage in ("data", "features", "baselines", "graph", "hgnn"):
+    for stage in ("data", "features", "baselines", "hgnn-w-users", "graph", "hgnn"):
         assert after[stage]["finished_at"] == before[stage]["finished_at"], stage
     for stage in ("2t", "2t-hgnn"):
         assert after[stage]["key"] != before[stage]["key"], stage

@@ -63,10 +63,12 @@ def load_model(path: str | Path) -> Recommender:
     name = json.loads(meta_file.read_text()).get("name")
     # Lazy imports: the vector models pull in torch modules the baselines do not need.
     from hgrec.models.hgnn_knn import HGNNKNN
+    from hgrec.models.hgnn_w_users import HGNNWithUsers
     from hgrec.models.two_tower import TwoTowerRecommender
 
     classes: dict[str, type[Recommender]] = {
-        **BASELINES, HGNNKNN.name: HGNNKNN, "2t": TwoTowerRecommender,
+        **BASELINES, HGNNKNN.name: HGNNKNN, HGNNWithUsers.name: HGNNWithUsers,
+        "2t": TwoTowerRecommender,
         "2t-hgnn": TwoTowerRecommender,
     }
     if name not in classes:

@@ -114,6 +114,8 @@ class Pipeline:
         self.popularity = self.dataset.item_popularity()
         self.baselines()
         hgnn_emb = None
+        if cfg.baselines.hgnn_w_users:
+            self.models["hgnn-w-users"] = self.hgnn_w_users()
         if cfg.hgnn.enabled:
             self.graph_stage()
             hgnn_emb = self.hgnn("hgnn", self.graph, cfg.hgnn)
@@ -183,6 +185,20 @@ class Pipeline:
                     _fit_baselines(cfg, self.train, self.valid, self.dataset, self.popularity, tmp)
             for name in cfg.baselines.enabled:
                 self.models[name] = _load(self.run_dir.path / "baselines" / name)
+
+    def hgnn_w_users(self) -> Recommender:
+        """P1's HGNN-w-users baseline: its own stage, as it trains an HGNN."""
+        from hgrec.models.hgnn_w_users import HGNNWithUsers
+
+        params = self.config.baselines.hgnn_w_users_params
+        key = config_hash({"data": self.data_key, "text": self.text_hash, "seed": self.seed,
+                           "params": params})
+        with self.clock("hgnn-w-users"):
+            if not self.run_dir.is_done("hgnn-w-users", key):
+                with self.run_dir.stage("hgnn-w-users", key) as tmp:
+                    model = HGNNWithUsers(hgnn_params=params or None, progress=self.progress)
+                    model.fit(self.train).save(tmp / "model")
+            return _load(self.run_dir.path / "hgnn-w-users" / "model")
 
     def graph_stage(self) -> None:
         from hgrec.graph.build import build_cograph_with_report
@@ -366,7 +382,7 @@ def _model_folder(name: str) -> str:
     """Where a model lives in the run directory, relative to its root."""
     if name == "hgnn-knn":
         return "hgnn/hgnn-knn"
-    if name in ("2t", "2t-hgnn"):
+    if name in ("2t", "2t-hgnn", "hgnn-w-users"):
         return f"{name}/model"
     return f"baselines/{name}"
 
