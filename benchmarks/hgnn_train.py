@@ -1,10 +1,17 @@
-"""HGNN training cost on the Amazon graph: balanced multi-link sampler on vs off.
+"""HGNN training cost on the Amazon graph.
 
-A full epoch is too long to time here (balanced: ~3.6k steps, off: ~7.4k steps of 256
-edges), so seconds per epoch = measured seconds per step x steps per epoch, both printed.
-The validation figure is the one each setting reaches after the same number of steps.
+Two measurements (docs/hgnn.md):
 
-    .venv/bin/python benchmarks/hgnn_train.py --steps 40 --epochs 2 --threads 2 [--features F.npy]
+* ``--mode sampler`` (default): the balanced multi-link sampler on vs off at the
+  ``HGNNConfig`` defaults (or ``--batch-size``/``--fanouts`` overrides). A full epoch is too
+  long to run here, so seconds per epoch = measured seconds per step x steps per epoch, both
+  printed; the validation figure is the one each setting reaches after the same steps.
+* ``--mode pool``: forward+backward seconds of one training step per max-pool kernel
+  (PyG ``aggr="max"``, torch ``scatter_reduce`` amax, padded dense max), as ratios against
+  PyG's, measured in the same run on the same computation graph.
+
+    .venv/bin/python benchmarks/hgnn_train.py --steps 20 --epochs 2 --threads 1 [--features F.npy]
+    .venv/bin/python benchmarks/hgnn_train.py --mode pool --threads 1
 
 Without --features, random Gaussian 384-d features stand in for the text embeddings (the
 figures then measure what the graph alone teaches).
@@ -13,6 +20,7 @@ figures then measure what the graph alone teaches).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,48 +32,93 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _amazon_graph import amazon_graph  # noqa: E402
 
 from hgrec.config import HGNNConfig  # noqa: E402
-from hgrec.sampling.multilink import MultiLinkSampler  # noqa: E402
+from hgrec.graph.types import CoGraph  # noqa: E402
+from hgrec.models.hgnn import HGNN, shared_hinge_loss  # noqa: E402
+from hgrec.sampling import (  # noqa: E402
+    MultiLinkSampler,
+    NegativeSampler,
+    build_computation_graph,
+    graph_adjacency,
+)
 from hgrec.training.hgnn import split_validation, train_hgnn  # noqa: E402
+
+
+def sampler_on_off(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Namespace) -> None:
+    """Seconds per epoch and validation MRR with the balanced sampler on vs off."""
+    train_g, _ = split_validation(g, 0.1, np.random.default_rng([args.seed, 0]))
+    rows = {}
+    for balanced in (True, False):
+        cfg = HGNNConfig(**cfg_kw, balanced_sampler=balanced, max_steps_per_epoch=args.steps,
+                         max_epochs=args.epochs)  # fmt: skip
+        steps_full = MultiLinkSampler(train_g, balanced=balanced, batch_size=cfg.batch_size).n_batches()
+        res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
+        sec = float(np.mean([h["seconds"] for h in res.history]))
+        best = max(res.history, key=lambda h: h["valid_mrr"])
+        rows[balanced] = steps_full
+        print(f"sampler {'on ' if balanced else 'off'}: {steps_full} steps/epoch of {cfg.batch_size}; "
+              f"{sec:.1f}s per {args.steps} steps incl. validation; best valid MRR "
+              f"{best['valid_mrr']:.4f} HR@10 {best['valid_hr10']:.4f}; "
+              + ", ".join(f"{k}={v:.3f}" for k, v in best.items() if "/mrr" in k))  # fmt: skip
+    ratio = rows[True] / rows[False]
+    print(f"full-epoch time ratio on/off = {ratio:.2f} ({(1 - ratio) * 100:.0f}% less; P1: ~60% less)")
+
+
+def pool_kernels(g: CoGraph, x: np.ndarray, cfg: HGNNConfig, repeats: int) -> None:
+    """Median forward+backward seconds of one step per pool kernel, as ratios to PyG's."""
+    adj = graph_adjacency(g)
+    rng = np.random.default_rng(0)
+    batch = next(MultiLinkSampler(g, batch_size=cfg.batch_size).batches(rng, 1))
+    neg = NegativeSampler(g.item_type, 1)
+    pool = neg.sample_pool(cfg.shared_negatives or 1024, rng)
+    seeds = np.concatenate([batch.anchor, batch.positive, pool])
+    cg = build_computation_graph(adj, seeds, cfg.fanouts, rng, g.n_items)
+    valid = torch.from_numpy(neg.pool_mask(batch.anchor, batch.positive, pool))
+    xs, b = torch.from_numpy(x[cg.nodes]), len(batch)
+    print(f"batch {b}, fan-outs {cfg.fanouts}: {len(cg.nodes)} nodes, "
+          f"{[sum(e.size(1) for e in bl.edges.values()) for bl in cg.blocks]} edges per block")  # fmt: skip
+    times = {}
+    for impl in ("pyg", "scatter", "dense"):
+        torch.manual_seed(0)
+        model = HGNN(x.shape[1], sorted(g.relations), hidden_dim=cfg.hidden_dim, pool_impl=impl)
+        ts = []
+        for _ in range(repeats):  # loop over repeats
+            t = time.perf_counter()
+            z = model(xs, cg.blocks)[torch.from_numpy(cg.seed_local)]
+            shared_hinge_loss(z[:b], z[b : 2 * b], z[2 * b :], cfg.margin, valid).backward()
+            ts.append(time.perf_counter() - t)
+        times[impl] = float(np.median(ts))
+    for impl, t in times.items():
+        print(f"{impl:8s} {t:.2f}s/step fwd+bwd  ratio to pyg {t / times['pyg']:.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=40, help="steps per epoch measured")
+    ap.add_argument("--mode", choices=["sampler", "pool"], default="sampler")
+    ap.add_argument("--steps", type=int, default=20, help="steps per epoch measured")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fanouts", type=int, nargs="+", default=[15, 10])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fanouts", type=int, nargs="+", default=None, help="default: HGNNConfig's")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: HGNNConfig's")
+    ap.add_argument("--repeats", type=int, default=3, help="steps timed per pool kernel")
     ap.add_argument("--features", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"load average {os.getloadavg()[0]:.1f}, torch threads {args.threads}")
     t = time.perf_counter()
     g = amazon_graph()
     print(f"graph: {g.n_items} items, { {r: e.n_edges for r, e in g.relations.items()} } "
           f"({time.perf_counter() - t:.1f}s)")  # fmt: skip
     x = (
-        np.load(args.features)
+        np.load(args.features).astype(np.float32)
         if args.features
         else np.random.default_rng(args.seed).normal(size=(g.n_items, 384)).astype(np.float32)
     )
-    train_g, _ = split_validation(g, 0.1, np.random.default_rng([args.seed, 0]))
-    rows = {}
-    for balanced in (True, False):
-        cfg = HGNNConfig(balanced_sampler=balanced, max_steps_per_epoch=args.steps,
-                         max_epochs=args.epochs, fanouts=args.fanouts)  # fmt: skip
-        steps_full = MultiLinkSampler(train_g, balanced=balanced, batch_size=256).n_batches()
-        res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
-        train_s = [h["seconds"] for h in res.history]
-        # Separate the validation pass (full inference) from the steps: re-time one step set.
-        last = res.history[-1]
-        rows[balanced] = dict(steps_full=steps_full, hist=res.history, total=res.seconds,
-                              sec_epoch_measured=float(np.mean(train_s)), last=last)  # fmt: skip
-        print(f"sampler {'on ' if balanced else 'off'}: {steps_full} steps/epoch; measured "
-              f"{np.mean(train_s):.1f}s per epoch of {args.steps} steps incl. validation; "
-              f"valid MRR {last['valid_mrr']:.4f} HR@10 {last['valid_hr10']:.4f}; "
-              + ", ".join(f"{k}={v:.3f}" for k, v in last.items() if '/mrr' in k))  # fmt: skip
-    on, off = rows[True], rows[False]
-    ratio = on["steps_full"] / off["steps_full"]
-    print(f"full-epoch time ratio on/off = {ratio:.2f} ({(1 - ratio) * 100:.0f}% less; P1: ~60% less)")
+    cfg_kw = {k: v for k, v in (("fanouts", args.fanouts), ("batch_size", args.batch_size)) if v}
+    if args.mode == "pool":
+        pool_kernels(g, x, HGNNConfig(**cfg_kw), args.repeats)
+    else:
+        sampler_on_off(g, x, cfg_kw, args)
 
 
 if __name__ == "__main__":

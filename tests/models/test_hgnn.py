@@ -123,6 +123,90 @@ def test_unknown_relation_and_bad_features():
 def test_repr_and_reset():
     model = HGNN(6, ["a__b", "a__a"], hidden_dim=4, out_dim=3)
     assert "HeteroSAGEConv(6, 4, relations=['a__a', 'a__b']" in repr(model)
+    assert "pool='auto'" in repr(model)
+    with pytest.raises(ValueError, match="pool_impl"):
+        HGNN(6, ["a__a"], pool_impl="mean")
     before = model.convs[0].rel_lin["a__a"].weight.detach().clone()
     model.reset_parameters()
     assert not torch.equal(before, model.convs[0].rel_lin["a__a"].weight)
+
+
+def _random_edges(n_src: int, n_dst: int, max_deg: int, seed: int) -> torch.Tensor:
+    """Edges with distinct sources per destination, in-degrees 0..max_deg, shuffled."""
+    rng = np.random.default_rng(seed)
+    deg = rng.integers(0, max_deg + 1, n_dst)
+    dst = np.repeat(np.arange(n_dst), deg)
+    src = np.concatenate([rng.choice(n_src, d, replace=False) for d in deg])  # test-size loop
+    order = rng.permutation(len(dst))
+    return torch.from_numpy(np.stack([src[order], dst[order]]).astype(np.int64))
+
+
+@pytest.mark.parametrize("impl", ["dense", "scatter", "auto", "pyg"])
+@pytest.mark.parametrize("max_deg", [0, 1, 5])
+def test_max_pools_match_loop_reference(impl, max_deg):
+    """Every pool kernel = the per-destination max (0 when empty), and the gradient reaches
+    exactly the winning message of each (destination, channel)."""
+    n_src, n_dst, d = 9, 6, 4
+    ei = _random_edges(n_src, n_dst, max_deg, seed=max_deg)
+    # Distinct non-negative values (no ties), as post-ReLU messages are.
+    gen = torch.Generator().manual_seed(0)
+    msg = torch.randperm(n_src * d, generator=gen).float().view(n_src, d)
+    msg.requires_grad_(True)
+    conv = HeteroSAGEConv(2, d, ["a__a"], pool_impl=impl)
+    out = conv.pool(msg, ei, n_dst)
+    ref = np.zeros((n_dst, d))
+    grad_ref = np.zeros((n_src, d))
+    m = msg.detach().numpy()
+    for v in range(n_dst):  # loop reference
+        srcs = ei[0][ei[1] == v].numpy()
+        if len(srcs):
+            ref[v] = m[srcs].max(0)
+            for c in range(d):
+                grad_ref[srcs[m[srcs, c].argmax()], c] += v + 1
+    assert np.allclose(out.detach().numpy(), ref)
+    if ei.size(1) == 0:  # nothing to differentiate: a constant 0 (the dense kernels)
+        return
+    (out * torch.arange(1, n_dst + 1).float()[:, None]).sum().backward()
+    assert np.allclose(msg.grad.numpy(), grad_ref)
+
+
+def test_dense_pool_ties_give_one_subgradient():
+    """Equal messages: the gradient goes to one of them, never doubled nor lost."""
+    msg = torch.ones(3, 2, requires_grad=True)
+    ei = torch.tensor([[0, 1, 2], [0, 0, 0]])
+    from hgrec.models.hgnn import dense_max_pool
+
+    dense_max_pool(msg, ei, 1).sum().backward()
+    assert msg.grad.sum(0).tolist() == [1.0, 1.0]
+
+
+def test_auto_pool_falls_back_on_skewed_degrees(monkeypatch):
+    """One heavy destination among many light ones: padding would cost far more than the
+    edges, so the scatter kernel runs (and gives the same result)."""
+    import hgrec.models.hgnn as hgnn
+
+    used = []
+    real = hgnn.scatter_max_pool
+    monkeypatch.setattr(hgnn, "scatter_max_pool", lambda *a: used.append(1) or real(*a))
+    src = torch.arange(50)
+    dst = torch.cat([torch.zeros(40, dtype=torch.long), torch.arange(1, 11)])
+    msg = torch.rand(50, 3)
+    out = hgnn.max_pool(msg, torch.stack([src, dst]), 11)
+    assert used and torch.allclose(out, hgnn.dense_max_pool(msg, torch.stack([src, dst]), 11))
+
+
+def test_shared_hinge_loss_hand_case():
+    from hgrec.models.hgnn import shared_hinge_loss
+
+    z_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z_p = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    pool = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]])
+    # anchor 0 (pos 1): scores 0, 1, 0 -> hinge 0, .5, 0
+    # anchor 1 (pos .8): scores 1, 0, -1 -> hinge .7, 0, 0
+    assert shared_hinge_loss(z_a, z_p, pool, 0.5).item() == pytest.approx(1.2 / 6)
+    valid = torch.tensor([[True, False, True], [True, True, False]])
+    assert shared_hinge_loss(z_a, z_p, pool, 0.5, valid).item() == pytest.approx(0.7 / 4)
+    # Equals the per-anchor loss when every anchor gets the whole pool as its negatives.
+    per_anchor = hinge_loss(z_a, z_p, pool.expand(2, 3, 2), 0.5)
+    assert shared_hinge_loss(z_a, z_p, pool, 0.5).item() == pytest.approx(per_anchor.item())
+    assert shared_hinge_loss(z_a, z_p, pool, 0.5, torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0

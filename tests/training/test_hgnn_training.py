@@ -34,9 +34,18 @@ def _cfg(**kw) -> HGNNConfig:
     return HGNNConfig(**{**base, **kw})
 
 
-def test_training_lowers_loss_and_beats_random():
+@pytest.mark.parametrize(
+    "negatives",
+    [
+        dict(shared_negatives=None),
+        dict(shared_negatives=16),
+        dict(shared_negatives=16, type_matched_negatives=True),
+    ],
+)
+def test_training_lowers_loss_and_beats_random(negatives):
+    """Per-anchor negatives (P1) and a shared pool both learn the planted clusters."""
     g, x = _planted()
-    res = train_hgnn(g, x, _cfg(max_epochs=8), seed=0, checkpoint_dir=None, progress=False)
+    res = train_hgnn(g, x, _cfg(max_epochs=8, **negatives), seed=0, checkpoint_dir=None, progress=False)
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0]
     assert res.embeddings.shape == (g.n_items, 16)
@@ -88,6 +97,9 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-5)
     assert resumed.best_epoch == full.best_epoch
     assert np.allclose(resumed.embeddings, full.embeddings, atol=1e-5)
+    with pytest.raises(ValueError, match="another config"):
+        train_hgnn(g, x, _cfg(max_epochs=4, shared_negatives=None), seed=3,
+                   checkpoint_dir=tmp_path, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="another config"):
         train_hgnn(g, x, _cfg(max_epochs=4, margin=0.3), seed=3, checkpoint_dir=tmp_path, progress=False)
 

@@ -17,6 +17,7 @@ ablation F) is still embedded by trained weights.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,6 +29,105 @@ from hgrec.graph.types import CoGraph
 from hgrec.sampling.neighbors import Block, graph_adjacency
 
 
+POOL_IMPLS = ("auto", "dense", "scatter", "pyg")
+# Padding to the largest in-degree may cost at most this many times the edge count; beyond
+# it (heavy-tailed full neighbourhoods) the scatter max is used instead.
+DENSE_MAX_OVERHEAD = 4.0
+
+
+def dense_max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
+    """Eq. 2's max over a zero-padded (n_dst, k) neighbour table, k = the largest in-degree.
+
+    Exact for messages >= 0 (they are post-ReLU): a padding slot points at an all-zero row,
+    which never exceeds a real message, and a destination without edges pools to 0 as the
+    scatter max does. The forward keeps a running max over the k slots (k gathers of
+    (n_dst, d), never an (E, d) or (n_dst, k, d) tensor) and remembers the winning source per
+    entry; the backward is a single index-add of the (n_dst, d) gradient onto those winners
+    (ties go to the lowest slot, a valid subgradient).
+
+    Args:
+        messages: (n_src, d) non-negative messages.
+        edge_index: (2, E) int64 [src; dst] local indices, any order.
+        n_dst: number of destinations.
+
+    Returns:
+        (n_dst, d).
+    """
+    src, dst = edge_index[0], edge_index[1]
+    if src.numel() == 0:
+        return messages.new_zeros(n_dst, messages.size(1))
+    table = _neighbour_table(src, dst, n_dst, pad=messages.size(0))  # (n_dst, k)
+    return _PaddedMax.apply(messages, table)
+
+
+class _PaddedMax(torch.autograd.Function):
+    """out[v] = max_j messages_padded[table[v, j]] with a sparse backward (see dense_max_pool)."""
+
+    @staticmethod
+    def forward(ctx: Any, messages: Tensor, table: Tensor) -> Tensor:
+        n_src, d = messages.shape
+        padded = torch.cat([messages, messages.new_zeros(1, d)])  # (n_src + 1, d)
+        out = padded[table[:, 0]]  # (n_dst, d)
+        # Winning slot per entry; one byte each (fan-outs stay far below 256).
+        slot = torch.zeros(out.shape, dtype=torch.uint8 if table.size(1) <= 256 else torch.int64)
+        for j in range(1, table.size(1)):  # loop over fan-out slots, vectorised over nodes
+            cand = padded[table[:, j]]
+            better = cand > out
+            out = torch.maximum(out, cand)
+            slot.masked_fill_(better, j)
+        ctx.save_for_backward(table, slot)
+        ctx.n_src = n_src
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:
+        table, slot = ctx.saved_tensors
+        winner = table.gather(1, slot.long())  # (n_dst, d) source row of each max
+        grad = grad_out.new_zeros(ctx.n_src + 1, grad_out.size(1))
+        grad.scatter_add_(0, winner, grad_out)
+        return grad[:-1], None
+
+
+def _neighbour_table(src: Tensor, dst: Tensor, n_dst: int, pad: int) -> Tensor:
+    """(n_dst, max in-degree) int64 table of each destination's sources, padded with ``pad``."""
+    order = torch.argsort(dst, stable=True)
+    src, dst = src[order], dst[order]
+    deg = torch.bincount(dst, minlength=n_dst)  # (n_dst,)
+    start = torch.cumsum(deg, 0) - deg
+    slot = torch.arange(dst.numel()) - start[dst]  # position of each edge within its dst
+    table = torch.full((n_dst, int(deg.max())), pad, dtype=torch.long)
+    table[dst, slot] = src
+    return table
+
+
+def scatter_max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
+    """Eq. 2's max with ``scatter_reduce(..., "amax")``; destinations without edges get 0.
+
+    Args:
+        messages: (n_src, d) messages.
+        edge_index: (2, E) int64 [src; dst] local indices.
+        n_dst: number of destinations.
+
+    Returns:
+        (n_dst, d).
+    """
+    src, dst = edge_index[0], edge_index[1]
+    out = messages.new_zeros(n_dst, messages.size(1))
+    index = dst[:, None].expand(-1, messages.size(1))
+    return out.scatter_reduce(0, index, messages[src], reduce="amax", include_self=False)
+
+
+def max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
+    """Dense padded max when the in-degrees are bounded (training fan-outs), else scatter."""
+    e = edge_index.size(1)
+    if e == 0:
+        return messages.new_zeros(n_dst, messages.size(1))
+    k = int(torch.bincount(edge_index[1], minlength=n_dst).max())
+    if n_dst * k <= DENSE_MAX_OVERHEAD * e:
+        return dense_max_pool(messages, edge_index, n_dst)
+    return scatter_max_pool(messages, edge_index, n_dst)
+
+
 class HeteroSAGEConv(MessagePassing):
     """One layer of Eqs. 2-3.
 
@@ -37,6 +137,9 @@ class HeteroSAGEConv(MessagePassing):
         relations: relation names; each gets its own W_r, b_r (shared by both directions).
         n_types: number of node types with their own W_self (1 = shared).
         act: apply sigma (ReLU) to the update of Eq. 3.
+        pool_impl: "auto" (dense padded max for bounded in-degrees, else scatter max),
+            "scatter" (torch ``scatter_reduce`` amax) or "pyg" (PyG's ``aggr="max"``); all
+            exact, they differ only in speed (benchmarks/hgnn_train.py --pool).
     """
 
     def __init__(
@@ -47,8 +150,12 @@ class HeteroSAGEConv(MessagePassing):
         *,
         n_types: int = 1,
         act: bool = True,
+        pool_impl: str = "auto",
     ) -> None:
         super().__init__(aggr="max")
+        if pool_impl not in POOL_IMPLS:
+            raise ValueError(f"pool_impl must be one of {POOL_IMPLS}, got {pool_impl!r}")
+        self.pool_impl = pool_impl
         if n_types < 1:
             raise ValueError(f"n_types must be >= 1, got {n_types}")
         self.in_channels = in_channels
@@ -76,15 +183,26 @@ class HeteroSAGEConv(MessagePassing):
     def pool(self, messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
         """Element-wise max of ``messages[src]`` per destination (Eq. 2).
 
+        Uses the padded dense max (:func:`dense_max_pool`) when padding every destination to
+        the largest in-degree costs at most ``DENSE_MAX_OVERHEAD`` times the edge count (the
+        fixed fan-outs of training), else the scatter max (skewed full neighbourhoods of
+        inference). Both are exact because messages are post-ReLU, hence >= 0.
+
         Args:
-            messages: (n_src, d_out) per-source messages.
+            messages: (n_src, d_out) per-source messages, >= 0.
             edge_index: (2, E) int64 [src; dst] local indices.
             n_dst: number of destinations.
 
         Returns:
             (n_dst, d_out); rows without edges are 0.
         """
-        return self.propagate(edge_index, x=(messages, None), size=(messages.size(0), n_dst))
+        if self.pool_impl == "pyg":
+            return self.propagate(edge_index, x=(messages, None), size=(messages.size(0), n_dst))
+        if self.pool_impl == "scatter":
+            return scatter_max_pool(messages, edge_index, n_dst)
+        if self.pool_impl == "dense":
+            return dense_max_pool(messages, edge_index, n_dst)
+        return max_pool(messages, edge_index, n_dst)
 
     def message(self, x_j: Tensor) -> Tensor:
         return x_j
@@ -138,7 +256,8 @@ class HeteroSAGEConv(MessagePassing):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
-            f"relations={list(self.relations)}, n_types={self.n_types}, act={self.act})"
+            f"relations={list(self.relations)}, n_types={self.n_types}, act={self.act}, "
+            f"pool={self.pool_impl!r})"
         )
 
 
@@ -153,6 +272,7 @@ class HGNN(nn.Module):
         n_layers: number of layers (P1: 2).
         n_types: node types with their own W_self (1 = shared, the default).
         final_activation: apply ReLU in the last layer before normalising (literal Eq. 3).
+        pool_impl: max-pool implementation of every layer (see HeteroSAGEConv).
 
     Example:
         >>> model = HGNN(384, ["food__food", "food__kitchen", "kitchen__kitchen"])
@@ -169,6 +289,7 @@ class HGNN(nn.Module):
         n_layers: int = 2,
         n_types: int = 1,
         final_activation: bool = False,
+        pool_impl: str = "auto",
     ) -> None:
         super().__init__()
         if n_layers < 1:
@@ -186,6 +307,7 @@ class HGNN(nn.Module):
                     self.relations,
                     n_types=n_types,
                     act=(i < n_layers - 1) or final_activation,
+                    pool_impl=pool_impl,
                 )
                 for i in range(n_layers)
             ]
@@ -241,6 +363,39 @@ def hinge_loss(z_a: Tensor, z_p: Tensor, z_n: Tensor, margin: float) -> Tensor:
     pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
     neg = torch.einsum("bd,bkd->bk", z_a, z_n)  # (B, K)
     return F.relu(neg - pos + margin).mean()
+
+
+def shared_hinge_loss(
+    z_a: Tensor,
+    z_p: Tensor,
+    z_pool: Tensor,
+    margin: float,
+    valid: Tensor | None = None,
+) -> Tensor:
+    """Eq. 4 with a pool of random catalogue negatives shared by every anchor of the batch:
+    mean over the valid (anchor, pool node) pairs of max(0, z_a.z_n - z_a.z_p + margin).
+
+    Each pool node is a uniformly random catalogue node, so every term is one of Eq. 4's
+    (anchor, positive, random negative) terms; sharing only lets one extra seed serve all B
+    anchors, so a (B, P) score matrix replaces B x K extra computation-graph seeds.
+
+    Args:
+        z_a: (B, d) anchors.
+        z_p: (B, d) positives.
+        z_pool: (P, d) shared negatives.
+        margin: Delta.
+        valid: (B, P) bool, False for pairs to leave out (the pool node is the anchor or its
+            positive, or is not of the positive's type when negatives are type-matched);
+            None keeps all.
+
+    Returns:
+        scalar loss (0 when no pair is valid).
+    """
+    pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
+    hinge = F.relu(z_a @ z_pool.T - pos + margin)  # (B, P)
+    if valid is None:
+        return hinge.mean()
+    return (hinge * valid).sum() / valid.sum().clamp(min=1)
 
 
 @torch.no_grad()

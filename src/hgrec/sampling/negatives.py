@@ -53,5 +53,30 @@ class NegativeSampler:
         off = np.minimum((u * cnt).astype(np.int64), cnt - 1)
         return self._by_type[self._start[t][:, None] + off]
 
+    def sample_pool(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """A pool of ``size`` distinct uniformly random catalogue nodes, shared as negatives by
+        every anchor of a batch (see ``hgrec.models.hgnn.shared_hinge_loss``); with type
+        matching the loss masks the pool down to each positive's type.
+
+        Returns:
+            (min(size, n_items),) int64 item indices.
+        """
+        if size < 1:
+            raise ValueError(f"pool size must be >= 1, got {size}")
+        pool = rng.choice(self.n_items, size=min(size, self.n_items), replace=False)
+        return pool.astype(np.int64)
+
+    def pool_mask(self, anchor: np.ndarray, positive: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """(B, P) bool: which pool nodes count as negatives of each (anchor, positive) edge.
+
+        A pool node equal to the anchor or to the positive is left out (it is no negative),
+        and with type matching so is one of another type than the positive.
+        """
+        anchor, positive = np.asarray(anchor, np.int64), np.asarray(positive, np.int64)
+        valid = (pool[None, :] != anchor[:, None]) & (pool[None, :] != positive[:, None])
+        if self.type_matched:
+            valid &= self._item_type[pool][None, :] == self._item_type[positive][:, None]
+        return valid
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_negatives={self.n_negatives}, type_matched={self.type_matched})"

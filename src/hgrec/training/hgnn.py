@@ -1,12 +1,15 @@
 """Training loop of the heterogeneous GraphSAGE (P1 sections 4.1.2-4.1.3, 4.3.1).
 
-Per epoch: the balanced multi-link sampler draws the supervision edges; each batch of 256
-(anchor, positive) edges gets ``n_negatives`` random catalogue negatives per anchor, the
+Per epoch: the balanced multi-link sampler draws the supervision edges; each batch of
+(anchor, positive) edges gets random catalogue negatives (by default one pool of
+``shared_negatives`` nodes shared by all anchors; P1: ``n_negatives`` per anchor), the
 sampled 2-hop computation graph of all those seeds, and one Adam step on the hinge loss of
-Eq. 4. 10% of every relation's edges are held out (removed from message passing and from
-supervision); after each epoch they are ranked against fixed random same-type negatives
-with full-neighbourhood inference, and training stops after ``patience`` epochs without a
-better validation MRR, keeping the best model.
+Eq. 4. A batch's computation graph already covers most of the catalogue, so a step costs
+about the same for 256 or 4096 edges: large batches with shared negatives buy supervision
+almost for free (docs/hgnn.md). 10% of every relation's edges are held out (removed from
+message passing and from supervision); after each epoch they are ranked against fixed
+random same-type negatives with full-neighbourhood inference, and training stops after
+``patience`` epochs without a better validation MRR, keeping the best model.
 
 Every draw derives from the one ``seed``: the split and validation negatives from
 ``default_rng([seed, 0])``, epoch e's draws from ``default_rng([seed, 1, e])``, the weights
@@ -29,7 +32,7 @@ from tqdm.auto import tqdm
 
 from hgrec.config import HGNNConfig
 from hgrec.graph.types import CoGraph, RelationEdges
-from hgrec.models.hgnn import HGNN, embed_items, hinge_loss
+from hgrec.models.hgnn import HGNN, embed_items, hinge_loss, shared_hinge_loss
 from hgrec.sampling.multilink import MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
@@ -168,6 +171,7 @@ def build_model(graph: CoGraph, in_dim: int, cfg: HGNNConfig, seed: int) -> HGNN
             n_layers=len(cfg.fanouts),
             n_types=len(graph.type_names) if cfg.per_type_self else 1,
             final_activation=cfg.final_activation,
+            pool_impl=cfg.pool_impl,
         )
 
 
@@ -263,13 +267,20 @@ def train_hgnn(
         losses, n_edges = [], 0
         for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over batches
             b = len(batch)
-            neg = negatives.sample(batch.positive, rng)  # (B, K)
+            if cfg.shared_negatives is None:
+                neg = negatives.sample(batch.positive, rng)  # (B, K)
+            else:
+                neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
             seeds = np.concatenate([batch.anchor, batch.positive, neg.ravel()])
             cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, graph.n_items)
             nodes = torch.from_numpy(cg.nodes)
             z = model(x_all[nodes], cg.blocks, types_all[nodes])[torch.from_numpy(cg.seed_local)]
-            z_a, z_p, z_n = z[:b], z[b : 2 * b], z[2 * b :].view(b, cfg.n_negatives, -1)
-            loss = hinge_loss(z_a, z_p, z_n, cfg.margin)
+            z_a, z_p = z[:b], z[b : 2 * b]
+            if cfg.shared_negatives is None:
+                loss = hinge_loss(z_a, z_p, z[2 * b :].view(b, cfg.n_negatives, -1), cfg.margin)
+            else:
+                pairs = torch.from_numpy(negatives.pool_mask(batch.anchor, batch.positive, neg))
+                loss = shared_hinge_loss(z_a, z_p, z[2 * b :], cfg.margin, pairs)  # (B, P) pairs
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
