@@ -7,7 +7,7 @@ CONFIG ?= configs/amazon-food-kitchen.yaml
 OUT ?= runs/amazon-food-kitchen
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser run experiments test bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 		echo "chromium could not be installed: the browser test will be skipped"
+
+# P1 Table 1's ablations on top of `make run` (same run folder: finished stages are reused).
+experiments: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/hgrec run --config configs/amazon-food-kitchen-ablations.yaml --out $(OUT)
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
