@@ -15,8 +15,6 @@ so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hgrec.evaluation.evaluate import json_safe
+from hgrec.utils.artifacts import atomic_write_bytes
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
@@ -32,23 +31,6 @@ LONG_TAIL_FROM = 3  # tiers 3..n are the long tail (P1 §5.2.2, with 5 tiers)
 
 
 # ---------------------------------------------------------------------------------- files
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
     """Write ``run_dir/metrics.json`` (strict JSON: NaN becomes null) atomically."""
     text = json.dumps(json_safe(metrics), indent=2, allow_nan=False)
