@@ -61,6 +61,10 @@ def test_run_writes_a_complete_run(small_run: tuple[Path, Path, Path]) -> None:
     report = (out / "report.md").read_text()
     assert all(name in report for name in expected)
     assert (out / "tiers.png").stat().st_size > 0
+    users = pd.read_parquet(out / "vectors" / "users.parquet")
+    items = pd.read_parquet(out / "vectors" / "items.parquet")
+    assert len(users) == 300 and len(items) == 150 and len(items["vector"].iloc[0]) == 128
+    assert (out / "index" / "2t-hgnn" / "index.json").exists()
     models = json.loads((out / "models.json").read_text())
     assert set(models) == expected and all((out / p / "params.json").exists() for p in models.values())
 
