@@ -9,9 +9,12 @@ Two measurements (docs/hgnn.md):
 * ``--mode pool``: forward+backward seconds of one training step per max-pool kernel
   (PyG ``aggr="max"``, torch ``scatter_reduce`` amax, padded dense max), as ratios against
   PyG's, measured in the same run on the same computation graph.
+* ``--mode exclusion``: seconds to sample one batch's computation graph with the batch's
+  supervision pairs excluded (leakage fix) vs without, as a ratio, same seeds and draws.
 
     .venv/bin/python benchmarks/hgnn_train.py --steps 20 --epochs 2 --threads 1 [--features F.npy]
     .venv/bin/python benchmarks/hgnn_train.py --mode pool --threads 1
+    .venv/bin/python benchmarks/hgnn_train.py --mode exclusion
 
 Without --features, random Gaussian 384-d features stand in for the text embeddings (the
 figures then measure what the graph alone teaches).
@@ -37,6 +40,7 @@ from hgrec.models.hgnn import HGNN, shared_hinge_loss  # noqa: E402
 from hgrec.sampling import (  # noqa: E402
     MultiLinkSampler,
     NegativeSampler,
+    PairSet,
     build_computation_graph,
     graph_adjacency,
 )
@@ -91,9 +95,30 @@ def pool_kernels(g: CoGraph, x: np.ndarray, cfg: HGNNConfig, repeats: int) -> No
         print(f"{impl:8s} {t:.2f}s/step fwd+bwd  ratio to pyg {t / times['pyg']:.2f}")
 
 
+def exclusion_cost(g: CoGraph, cfg: HGNNConfig, repeats: int) -> None:
+    """Median seconds of one batch's computation-graph sampling with vs without the
+    exclusion of its supervision pairs (PairSet build included), as a ratio."""
+    adj = graph_adjacency(g)
+    rng = np.random.default_rng(0)
+    batch = next(MultiLinkSampler(g, batch_size=cfg.batch_size).batches(rng, 1))
+    pool = NegativeSampler(g.item_type, 1).sample_pool(cfg.shared_negatives or 1024, rng)
+    seeds = np.concatenate([batch.anchor, batch.positive, pool])
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(repeats):  # loop over repeats, alternating to share the load's drift
+        for on in (False, True):
+            t = time.perf_counter()
+            ex = PairSet.from_pairs(batch.anchor, batch.positive, g.n_items) if on else None
+            draw = np.random.default_rng(r)
+            cg = build_computation_graph(adj, seeds, cfg.fanouts, draw, g.n_items, ex)
+            times[on].append(time.perf_counter() - t)
+    off, on = float(np.median(times[False])), float(np.median(times[True]))
+    print(f"batch {len(batch)}, fan-outs {cfg.fanouts}: {cg.n_excluded} sampled edges excluded; "
+          f"sampling {off:.3f}s without, {on:.3f}s with exclusion, ratio {on / off:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["sampler", "pool"], default="sampler")
+    ap.add_argument("--mode", choices=["sampler", "pool", "exclusion"], default="sampler")
     ap.add_argument("--steps", type=int, default=20, help="steps per epoch measured")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -117,6 +142,8 @@ def main() -> None:
     cfg_kw = {k: v for k, v in (("fanouts", args.fanouts), ("batch_size", args.batch_size)) if v}
     if args.mode == "pool":
         pool_kernels(g, x, HGNNConfig(**cfg_kw), args.repeats)
+    elif args.mode == "exclusion":
+        exclusion_cost(g, HGNNConfig(**cfg_kw), max(args.repeats, 5))
     else:
         sampler_on_off(g, x, cfg_kw, args)
 

@@ -119,3 +119,37 @@ def test_bad_features():
     x[3, 2] = np.nan
     with pytest.raises(ValueError, match="not finite"):
         train_hgnn(g, x, _cfg(), seed=0, progress=False)
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_batches_never_see_their_supervision_edges(monkeypatch, exclude):
+    """Every training step's computation graph lacks the step's (anchor, positive) pairs
+    (message-passing leakage); with the option off they do appear."""
+    g, x = _planted()
+    pool = 16
+    real = training.build_computation_graph
+    seen = {"steps": 0, "leaks": 0, "excluded": 0}
+
+    def checked(adjacency, seeds, fanouts, rng, n_items, exclude_pairs=None):
+        cg = real(adjacency, seeds, fanouts, rng, n_items, exclude_pairs)
+        b = (len(seeds) - pool) // 2
+        pairs = zip(seeds[:b].tolist(), seeds[b : 2 * b].tolist())
+        sup = {(min(a, p), max(a, p)) for a, p in pairs}
+        for blk in cg.blocks:
+            for ei in blk.edges.values():
+                s, d = cg.nodes[ei.numpy()]
+                used = zip(s.tolist(), d.tolist())
+                seen["leaks"] += sum((min(u, v), max(u, v)) in sup for u, v in used)
+        seen["steps"] += 1
+        seen["excluded"] += cg.n_excluded
+        return cg
+
+    monkeypatch.setattr(training, "build_computation_graph", checked)
+    cfg = _cfg(max_epochs=2, shared_negatives=pool, exclude_supervision_edges=exclude)
+    res = train_hgnn(g, x, cfg, seed=0, checkpoint_dir=None, progress=False)
+    assert seen["steps"] == sum(h["steps"] for h in res.history) > 0
+    assert sum(h["excluded"] for h in res.history) == seen["excluded"]
+    if exclude:
+        assert seen["leaks"] == 0 and seen["excluded"] > 0
+    else:
+        assert seen["leaks"] > 0 and seen["excluded"] == 0

@@ -1,5 +1,6 @@
 """Training-time sampling: balanced supervision edges, neighbourhoods, negatives."""
 
+from hgrec.sampling.exclusion import PairSet, pair_keys
 from hgrec.sampling.multilink import EdgeBatch, MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import (
@@ -16,7 +17,9 @@ __all__ = [
     "EdgeBatch",
     "MultiLinkSampler",
     "NegativeSampler",
+    "PairSet",
     "build_computation_graph",
     "graph_adjacency",
+    "pair_keys",
     "sample_neighbors",
 ]

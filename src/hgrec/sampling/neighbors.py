@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hgrec.graph.types import CoGraph, NeighborCSR
+from hgrec.sampling.exclusion import PairSet
 
 
 def graph_adjacency(graph: CoGraph) -> dict[str, NeighborCSR]:
@@ -104,11 +105,14 @@ class ComputationGraph:
             seeds).
         seed_local: (S,) int64 local index (into the final layer's output) of each seed as
             passed, duplicates included.
+        n_excluded: sampled edges dropped because their pair was excluded (all hops, each
+            direction counted).
     """
 
     nodes: np.ndarray
     blocks: list[Block]
     seed_local: np.ndarray
+    n_excluded: int = 0
 
 
 def build_computation_graph(
@@ -117,10 +121,15 @@ def build_computation_graph(
     fanouts: Sequence[int],
     rng: np.random.Generator | None,
     n_items: int,
+    exclude: PairSet | None = None,
 ) -> ComputationGraph:
     """Sample the ``len(fanouts)``-hop computation graph of ``seeds``, relabelled locally.
 
     ``fanouts[0]`` is the fan-out of the hop next to the seeds (the last layer), as in PyG.
+    Pairs in ``exclude`` (a batch's supervision edges) are dropped from every hop, in both
+    directions, after the draw, so no path of the computation graph uses them; a node whose
+    draw hit an excluded neighbour keeps one neighbour fewer that step (a 1-in-fanout effect
+    that keeps the draw identical to the unexcluded one, hence cheap and reproducible).
 
     Args:
         adjacency: relation name -> CSR over all ``n_items`` nodes.
@@ -128,6 +137,7 @@ def build_computation_graph(
         fanouts: per-hop fan-out, the same for every relation; -1 = full neighbourhood.
         rng: the generator of the draws.
         n_items: number of graph nodes (size of the relabelling table).
+        exclude: node pairs withheld from message passing (None: none).
 
     Returns:
         the ComputationGraph.
@@ -137,9 +147,15 @@ def build_computation_graph(
     lut = np.full(n_items, -1, dtype=np.int64)
     lut[nodes] = np.arange(len(nodes))
     hops: list[Block] = []
+    n_excluded = 0
     for fanout in fanouts:  # loop over hops
         n_dst = len(nodes)
         sampled = {r: sample_neighbors(csr, nodes, fanout, rng) for r, csr in adjacency.items()}
+        if exclude is not None and len(exclude):
+            for r, (row, nbr) in sampled.items():  # loop over relations
+                keep = ~exclude.contains(nodes[row], nbr)
+                n_excluded += int(len(keep) - keep.sum())
+                sampled[r] = (row[keep], nbr[keep])
         nbrs = np.concatenate([nbr for _, nbr in sampled.values()] or [np.zeros(0, np.int64)])
         new = np.unique(nbrs[lut[nbrs] < 0])
         lut[new] = np.arange(n_dst, n_dst + len(new))
@@ -148,4 +164,6 @@ def build_computation_graph(
             r: torch.from_numpy(np.stack([lut[nbr], row])) for r, (row, nbr) in sampled.items()
         }
         hops.append(Block(n_src=len(nodes), n_dst=n_dst, edges=edges))
-    return ComputationGraph(nodes=nodes, blocks=hops[::-1], seed_local=seed_local.reshape(-1))
+    return ComputationGraph(
+        nodes=nodes, blocks=hops[::-1], seed_local=seed_local.reshape(-1), n_excluded=n_excluded
+    )

@@ -6,10 +6,12 @@ Per epoch: the balanced multi-link sampler draws the supervision edges; each bat
 sampled 2-hop computation graph of all those seeds, and one Adam step on the hinge loss of
 Eq. 4. A batch's computation graph already covers most of the catalogue, so a step costs
 about the same for 256 or 4096 edges: large batches with shared negatives buy supervision
-almost for free (docs/hgnn.md). 10% of every relation's edges are held out (removed from
-message passing and from supervision); after each epoch they are ranked against fixed
-random same-type negatives with full-neighbourhood inference, and training stops after
-``patience`` epochs without a better validation MRR, keeping the best model.
+almost for free (docs/hgnn.md). The batch's own (anchor, positive) pairs are dropped from
+its sampled computation graph (``exclude_supervision_edges``), so the model never reads the
+link it must predict (message-passing leakage). 10% of every relation's edges are held out
+(removed from message passing and from supervision); after each epoch they are ranked
+against fixed random same-type negatives with full-neighbourhood inference, and training
+stops after ``patience`` epochs without a better validation MRR, keeping the best model.
 
 Every draw derives from the one ``seed``: the split and validation negatives from
 ``default_rng([seed, 0])``, epoch e's draws from ``default_rng([seed, 1, e])``, the weights
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from hgrec.config import HGNNConfig
 from hgrec.graph.types import CoGraph, RelationEdges
 from hgrec.models.hgnn import HGNN, embed_items, hinge_loss, shared_hinge_loss
+from hgrec.sampling.exclusion import PairSet
 from hgrec.sampling.multilink import MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
@@ -264,7 +267,7 @@ def train_hgnn(
         te = time.perf_counter()
         rng = np.random.default_rng([seed, 1, epoch])
         model.train()
-        losses, n_edges = [], 0
+        losses, n_edges, n_excluded = [], 0, 0
         for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over batches
             b = len(batch)
             if cfg.shared_negatives is None:
@@ -272,7 +275,13 @@ def train_hgnn(
             else:
                 neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
             seeds = np.concatenate([batch.anchor, batch.positive, neg.ravel()])
-            cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, graph.n_items)
+            exclude = (
+                PairSet.from_pairs(batch.anchor, batch.positive, graph.n_items)
+                if cfg.exclude_supervision_edges
+                else None
+            )
+            cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, graph.n_items, exclude)
+            n_excluded += cg.n_excluded
             nodes = torch.from_numpy(cg.nodes)
             z = model(x_all[nodes], cg.blocks, types_all[nodes])[torch.from_numpy(cg.seed_local)]
             z_a, z_p = z[:b], z[b : 2 * b]
@@ -294,6 +303,7 @@ def train_hgnn(
             **figures,
             "steps": len(losses),
             "edges": n_edges,
+            "excluded": n_excluded,
             "seconds": time.perf_counter() - te,
         }
         state["history"].append(row)
