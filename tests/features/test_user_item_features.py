@@ -9,7 +9,12 @@ import torch
 
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
-from hgrec.features.item import ItemFeatures, build_item_features, encode_categorical
+from hgrec.features.item import (
+    ItemFeatures,
+    build_id_codes,
+    build_item_features,
+    encode_categorical,
+)
 from hgrec.features.user import UserFeaturizer, truncate_histories
 
 # 5 items: types a (0, 1, 2) and b (3, 4); codes follow sorted type names (a=0, b=1).
@@ -191,3 +196,89 @@ def test_user_featurizer_state_round_trip() -> None:
 def test_encode_categorical_matches_vocab_positions() -> None:
     codes = encode_categorical(pd.Series(["b", "a", "zz", None]), ["a", "b"])
     assert codes.tolist() == [2, 1, 0, 0]
+
+
+# ---------------------------------------------------------------------------- item-id bags
+@pytest.mark.parametrize(
+    "counts, min_count, expected",
+    [
+        ([0, 3, 1, 5, 2], 2, [0, 1, 0, 2, 3]),  # 0 and 1 occurrences -> shared rare row 0
+        ([0, 3, 1, 5, 2], 1, [0, 1, 2, 3, 4]),  # only the unseen item is rare
+        ([0, 3, 1, 5, 2], 9, [0, 0, 0, 0, 0]),  # everything rare: a one-row table
+    ],
+)
+def test_id_codes_map_rare_items_to_row_zero(
+    counts: list[int], min_count: int, expected: list[int]
+) -> None:
+    codes = build_id_codes(np.array(counts), min_count)
+    assert codes.tolist() == expected
+    feats = build_item_features(make_catalog(), TEXT, None).with_id_codes(codes)
+    assert feats.n_ids == max(expected) + 1
+
+
+@pytest.mark.parametrize("counts, min_count", [(np.array([1, -1]), 1), (np.array([1, 2]), 0)])
+def test_id_codes_reject_bad_input(counts: np.ndarray, min_count: int) -> None:
+    with pytest.raises(ValueError, match="id"):
+        build_id_codes(counts, min_count)
+
+
+def id_featurizer(max_history: int = 100) -> UserFeaturizer:
+    """Items 0..4 with id rows 1..5 (row = item + 1), types a a a b b."""
+    feats = build_item_features(make_catalog(), TEXT, HGNN).with_id_codes(np.arange(1, 6))
+    return UserFeaturizer.fit(feats, EVENTS, None, max_history=max_history)
+
+
+@pytest.mark.parametrize(
+    "rows, max_history, codes, offsets",
+    [
+        # bag = user * 2 + type: u0a [0, 1], u0b [3], u1a empty, u1b [4], u2a, u2b empty
+        ([[0, 3, 1], [4], []], 100, [1, 2, 4, 5], [0, 2, 3, 3, 4, 4]),
+        # the last 2 items of u0 are 3, 1; u1 keeps its one item
+        ([[0, 3, 1], [4], []], 2, [2, 4, 5], [0, 1, 2, 2, 3, 3]),
+        ([[], []], 5, [], [0, 0, 0, 0]),
+    ],
+)
+def test_id_bags_match_hand_case(
+    rows: list[list[int]], max_history: int, codes: list[int], offsets: list[int]
+) -> None:
+    fz = id_featurizer(max_history)
+    got_codes, got_offsets = fz.id_bags(Histories.from_lists(rows))
+    assert got_codes.tolist() == codes and got_offsets.tolist() == offsets
+    x = fz.transform(Histories.from_lists(rows))
+    assert x.id_codes is not None and x.id_offsets is not None
+    assert x.id_codes.tolist() == codes and x.id_offsets.tolist() == offsets
+
+
+def test_id_bag_means_match_hand_means() -> None:
+    """Mean-mode embedding bags over the offsets = per (user, type) means, zeros if empty."""
+    rows = [[0, 3, 1, 2], [], [4, 4, 0]]
+    fz = id_featurizer()
+    codes, offsets = fz.id_bags(Histories.from_lists(rows))
+    weight = torch.from_numpy(np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32))
+    got = torch.nn.functional.embedding_bag(codes, weight, offsets, mode="mean").numpy()
+    w, type_of = weight.numpy(), np.array([0, 0, 0, 1, 1])
+    for u, items in enumerate(rows):  # hand computation, a few users
+        for t in (0, 1):
+            sel = [i + 1 for i in items if type_of[i] == t]
+            want = w[sel].mean(0) if sel else np.zeros(3)
+            np.testing.assert_allclose(got[u * 2 + t], want, rtol=1e-6, atol=1e-7)
+
+
+def test_transform_without_id_codes_has_no_bags() -> None:
+    x = make_featurizer().transform(Histories.from_lists([[0, 3]]))
+    assert x.id_codes is None and x.id_offsets is None
+    with pytest.raises(ValueError, match="no id codes"):
+        make_featurizer().id_bags(Histories.from_lists([[0]]))
+
+
+def test_item_features_id_codes_round_trip() -> None:
+    feats = build_item_features(make_catalog(), TEXT, None).with_id_codes(np.array([0, 2, 1, 0, 3]))
+    back = ItemFeatures.from_state(feats.to_state())
+    assert back.id_code is not None and back.id_code.tolist() == [0, 2, 1, 0, 3]
+    assert back.n_ids == 4
+    plain = build_item_features(make_catalog(), TEXT, None)
+    assert ItemFeatures.from_state(plain.to_state()).id_code is None
+    assert len(plain.tower_inputs(torch.arange(2))) == 2  # no id codes: (dense, categorical)
+    assert feats.tower_inputs(torch.tensor([1, 4]))[2].tolist() == [2, 3]
+    with pytest.raises(ValueError, match="n_items=5"):
+        feats.with_id_codes(np.zeros(4, np.int64))

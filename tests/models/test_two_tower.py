@@ -89,14 +89,21 @@ def test_2t_hgnn_needs_embeddings(tiny_dataset: Dataset) -> None:
         TwoTowerHGNNRecommender(**SMALL).fit(train_set(tiny_dataset, None))
 
 
+IDS_OFF: dict[str, object] = {}
+IDS_OWN = {"id_dim": 8, "id_min_count": 2}
+IDS_SHARED = {"id_dim": 8, "id_min_count": 2, "id_shared": True}
+
+
 @pytest.mark.parametrize("use_hgnn", [True, False])
+@pytest.mark.parametrize("id_params", [IDS_OFF, IDS_OWN, IDS_SHARED])
 def test_contract_shapes_save_load_and_seed(
-    tiny_dataset: Dataset, tmp_path: Path, use_hgnn: bool
+    tiny_dataset: Dataset, tmp_path: Path, use_hgnn: bool, id_params: dict[str, object]
 ) -> None:
     ds = tiny_dataset
     text, z = planted_features(ds)
     train = train_set(ds, text)
-    model = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train)
+    params = {**SMALL, **id_params}
+    model = TwoTowerRecommender(z if use_hgnn else None, **params).fit(train)
     queries = ds.histories(ds.users_in("valid"))  # users never seen in training
     cands = ds.catalog.items_of_type("food")
     s = model.score(queries, cands)
@@ -115,9 +122,15 @@ def test_contract_shapes_save_load_and_seed(
     assert type(loaded) is type(model) and loaded.name == model.name
     np.testing.assert_array_equal(loaded.score(queries, cands), s)
 
-    again = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train)
+    if id_params:
+        assert loaded.item_features is not None and model.item_features is not None
+        assert loaded.item_features.id_code is not None and model.item_features.id_code is not None
+        assert torch.equal(loaded.item_features.id_code, model.item_features.id_code)
+        assert loaded.get_params() == model.get_params()
+
+    again = TwoTowerRecommender(z if use_hgnn else None, **params).fit(train)
     np.testing.assert_array_equal(again.item_vectors(), model.item_vectors())
-    other = TwoTowerRecommender(z if use_hgnn else None, **SMALL).fit(train_set(ds, text, seed=1))
+    other = TwoTowerRecommender(z if use_hgnn else None, **params).fit(train_set(ds, text, seed=1))
     assert not np.allclose(other.item_vectors(), model.item_vectors())
 
 
@@ -137,3 +150,86 @@ def test_demographics_flow_into_the_user_tower(tiny_dataset: Dataset) -> None:
     flipped = q.users.assign(country="us" if q.users["country"].iloc[0] == "se" else "se")
     q2 = type(q)(indptr=q.indptr, items=q.items, events=q.events, weights=q.weights, users=flipped)
     assert not np.allclose(model.user_vectors(q), model.user_vectors(q2))
+
+
+# ---------------------------------------------------------------------------- item-id embeddings
+@pytest.mark.parametrize("n, slots, id_dim", [(4, 1, 3), (3, 2, 5)])
+def test_tower_id_inputs_widen_the_first_layer(n: int, slots: int, id_dim: int) -> None:
+    tower = Tower(dense_dim=6, cardinalities=[3], cat_dim=2, layers=[16, 8], normalize=True,
+                  id_dim=id_dim, id_slots=slots, n_ids=7)
+    linear = [m for m in tower.mlp if isinstance(m, torch.nn.Linear)]
+    assert linear[0].in_features == 6 + 2 + slots * id_dim
+    if slots == 1:
+        codes, offsets = torch.tensor([0, 6, 2, 2]), None
+    else:  # bags: u0 (t0: [1, 2], t1: empty), u1 (t0: [3], t1: [4, 4]), u2 both empty
+        codes, offsets = torch.tensor([1, 2, 3, 4, 4]), torch.tensor([0, 2, 2, 3, 5, 5])
+    out = tower(torch.randn(n, 6), torch.zeros(n, 1, dtype=torch.long), codes, offsets)
+    assert out.shape == (n, 8)
+    ids = tower._id_input(n, codes, offsets)
+    w = tower.id_table.weight.detach() if tower.id_table is not None else None
+    assert w is not None and ids.shape == (n, slots * id_dim)
+    if slots == 1:
+        torch.testing.assert_close(ids, w[codes])
+    else:
+        want = torch.cat([w[[1, 2]].mean(0), torch.zeros(id_dim), w[3], w[4],
+                          torch.zeros(2 * id_dim)]).view(n, -1)
+        torch.testing.assert_close(ids, want)
+    with pytest.raises(ValueError, match="id_codes"):
+        tower(torch.randn(n, 6), torch.zeros(n, 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("id_min_count", [1, 3, 10_000])
+def test_rare_items_share_id_row_zero(tiny_dataset: Dataset, id_min_count: int) -> None:
+    ds = tiny_dataset
+    text, _ = planted_features(ds)
+    train = train_set(ds, text)
+    params = {**SMALL, "max_epochs": 1, "id_dim": 4, "id_min_count": id_min_count}
+    model = TwoTowerRecommender(**params).fit(train)
+    counts = np.bincount(train.histories.items, minlength=ds.catalog.n_items)
+    feats = model.item_features
+    assert feats is not None and feats.id_code is not None
+    codes = feats.id_code.numpy()
+    rare = counts < id_min_count
+    assert (codes[rare] == 0).all() and (codes[~rare] >= 1).all()
+    assert len(np.unique(codes[~rare])) == (~rare).sum()  # a row of its own each
+    assert model.report_["id_rare_items"] == rare.sum()
+    assert model.report_["id_rows"] == (~rare).sum() + 1
+    assert model.item_tower is not None and model.item_tower.id_table is not None
+    assert model.item_tower.id_table.num_embeddings == (~rare).sum() + 1
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_id_tables_train_end_to_end(tiny_dataset: Dataset, shared: bool) -> None:
+    """The user tower's bags backpropagate into the table it reads (own or the item tower's)."""
+    ds = tiny_dataset
+    text, _ = planted_features(ds)
+    model = TwoTowerRecommender(**{**SMALL, "max_epochs": 1}, id_dim=4, id_shared=shared)
+    model.fit(train_set(ds, text))
+    assert model.user_tower is not None and model.item_tower is not None
+    assert model.user_featurizer is not None and model.item_tower.id_table is not None
+    assert (model.user_tower.id_table is None) == shared
+    table = model.item_tower.id_table if shared else model.user_tower.id_table
+    assert table is not None
+    table.weight.grad = None
+    inputs = model.user_featurizer.transform(ds.histories(ds.users_in("valid")))
+    model.embed_users(inputs).sum().backward()
+    assert table.weight.grad is not None
+    used = torch.zeros(table.num_embeddings, dtype=torch.bool)
+    assert inputs.id_codes is not None
+    used[inputs.id_codes] = True
+    assert (table.weight.grad[~used] == 0).all() and table.weight.grad[used].abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs, match", [({"id_dim": -1}, "id_dim"),
+                                           ({"id_min_count": 0}, "id_min_count")])
+def test_constructor_validates_id_params(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TwoTowerRecommender(**kwargs)  # type: ignore[arg-type]
+
+
+def test_from_config_passes_id_params() -> None:
+    from hgrec.config import TwoTowerConfig
+
+    cfg = TwoTowerConfig(id_dim=12, id_min_count=4, id_shared=True)
+    params = TwoTowerRecommender.from_config(cfg, progress=False).get_params()
+    assert (params["id_dim"], params["id_min_count"], params["id_shared"]) == (12, 4, True)

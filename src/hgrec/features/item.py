@@ -6,12 +6,17 @@ tower embeds items of *every* type, so the item type itself is one more categori
 
 Categorical columns get a vocabulary with index 0 reserved for missing / out-of-vocabulary
 values, so an item whose genre was unseen (or rarer than ``min_count``) still has an input.
+
+Learned item-id embeddings (P1 section 4.2: interaction features "represented as lists of
+embeddings") need an id code per item: :func:`build_id_codes` gives each item seen at least
+``min_count`` times in training its own row and maps every other item (rare, unseen, new) to
+the shared row 0, so the model stays inductive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,29 @@ def encode_categorical(values: pd.Series, vocab: Sequence[str]) -> np.ndarray:
     """(n,) int64 codes: 1 + position in ``vocab``; 0 for missing or out-of-vocabulary."""
     codes = pd.Index(list(vocab), dtype="string").get_indexer(values.astype("string"))
     return codes.astype(np.int64) + 1
+
+
+def build_id_codes(counts: np.ndarray, min_count: int = 1) -> np.ndarray:
+    """(n_items,) int64 id-embedding rows: own row for frequent items, shared row 0 for the rest.
+
+    Args:
+        counts: (n_items,) occurrences of each item among the training interactions.
+        min_count: items seen fewer times share the "rare" row 0 (a trained generic vector
+            that unseen and new items also get).
+
+    Returns:
+        codes: frequent items get 1, 2, ... in catalogue order; the table has
+        ``codes.max() + 1`` rows.
+    """
+    if min_count < 1:
+        raise ValueError(f"id min_count must be >= 1, got {min_count}")
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or (len(counts) and counts.min() < 0):
+        raise ValueError(
+            f"id counts must be a 1-d array of non-negative counts, got shape {counts.shape}"
+        )
+    frequent = counts >= min_count
+    return np.where(frequent, np.cumsum(frequent), 0).astype(np.int64)
 
 
 def _check_matrix(name: str, arr: np.ndarray | None, n_items: int) -> torch.Tensor | None:
@@ -70,6 +98,8 @@ class ItemFeatures:
         vocab: column name -> vocabulary (code k + 1 is ``vocab[k]``).
         text: (n_items, d_text) float32 text embeddings, or None.
         hgnn: (n_items, d_hgnn) float32 HGNN embeddings z, or None (the plain "2T" model).
+        id_code: (n_items,) int64 rows of the learned id-embedding table (0 = the shared
+            "rare" row, :func:`build_id_codes`), or None when the model has no id embeddings.
     """
 
     item_type: torch.Tensor
@@ -78,6 +108,7 @@ class ItemFeatures:
     vocab: dict[str, list[str]]
     text: torch.Tensor | None
     hgnn: torch.Tensor | None
+    id_code: torch.Tensor | None = None
 
     @property
     def n_items(self) -> int:
@@ -92,22 +123,43 @@ class ItemFeatures:
         """Width of the concatenated dense inputs (text + HGNN)."""
         return sum(0 if t is None else int(t.shape[1]) for t in (self.text, self.hgnn))
 
+    @property
+    def n_ids(self) -> int:
+        """Rows of the id-embedding table (rare row 0 included); 0 without id codes."""
+        if self.id_code is None:
+            return 0
+        return int(self.id_code.max()) + 1 if len(self.id_code) else 1
+
+    def with_id_codes(self, codes: np.ndarray) -> ItemFeatures:
+        """A copy with id codes ``codes`` (n_items,) int64 (see :func:`build_id_codes`)."""
+        codes = np.asarray(codes)
+        if codes.shape != (self.n_items,) or (len(codes) and codes.min() < 0):
+            raise ValueError(
+                f"id codes have shape {codes.shape}; expected (n_items={self.n_items},) "
+                "non-negative codes"
+            )
+        return replace(self, id_code=torch.from_numpy(codes.astype(np.int64)))
+
     def cardinalities(self) -> dict[str, int]:
         """Embedding-table sizes: the item type first, then each categorical column."""
         out = {"item_type": self.n_types}
         out.update({c: len(v) + 1 for c, v in self.vocab.items()})
         return out
 
-    def tower_inputs(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs of the item tower for ``items`` (m,) int64.
+    def tower_inputs(self, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Positional inputs of the item tower for ``items`` (m,) int64.
 
         Returns:
             dense (m, dense_dim) float32 and categorical (m, 1 + n_columns) int64, columns in
-            the order of :meth:`cardinalities`.
+            the order of :meth:`cardinalities`; then, only when the features carry id codes,
+            the (m,) int64 id-embedding rows (so ``item_tower(*tower_inputs(items))`` works
+            with and without id embeddings).
         """
         parts = [t[items] for t in (self.text, self.hgnn) if t is not None]
         dense = torch.cat(parts, dim=1) if parts else torch.zeros(len(items), 0)
         cats = [self.item_type[items]] + [self.categorical[c][items] for c in self.vocab]
+        if self.id_code is not None:
+            return dense, torch.stack(cats, dim=1), self.id_code[items]
         return dense, torch.stack(cats, dim=1)
 
     # ------------------------------------------------------------------ persistence
@@ -123,6 +175,8 @@ class ItemFeatures:
             state[f"{prefix}text"] = self.text.numpy()
         if self.hgnn is not None:
             state[f"{prefix}hgnn"] = self.hgnn.numpy()
+        if self.id_code is not None:
+            state[f"{prefix}id_code"] = self.id_code.numpy()
         return state
 
     @staticmethod
@@ -139,6 +193,11 @@ class ItemFeatures:
             vocab={c: [str(s) for s in state[f"{prefix}vocab.{c}"]] for c in cols},
             text=_check_matrix("text", state.get(f"{prefix}text"), n),
             hgnn=_check_matrix("HGNN", state.get(f"{prefix}hgnn"), n),
+            id_code=(
+                torch.from_numpy(np.asarray(state[f"{prefix}id_code"], dtype=np.int64))
+                if f"{prefix}id_code" in state
+                else None
+            ),
         )
 
 

@@ -8,6 +8,9 @@ the HGNN embeddings are shared by both towers. Here, per item type t of the cata
 * the mean HGNN embedding of the history items of type t (z̄_t; zeros when none),
 * the mean text embedding of the history items of type t,
 * log1p(number of history items of type t),
+* (when the item features carry id codes) the bag of the history items' id-embedding rows,
+  which the user tower averages with a learned table (P1: interaction features "represented
+  as lists of embeddings"): bag ``user * n_types + t``, empty bags give zeros,
 
 plus log1p(count) per event type and the demographic columns of ``histories.users``: string
 columns become categorical codes (vocabulary from training users, code 0 for missing/unseen
@@ -59,10 +62,22 @@ class UserInputs:
     Attributes:
         dense: (n, dense_dim) float32 history aggregates and standardised numerics.
         categorical: (n, n_categorical) int64 demographic codes (0 = missing/unseen).
+        id_codes: (nnz,) int64 id-embedding rows of the (truncated) history items, grouped
+            by bag, or None when the model has no id embeddings.
+        id_offsets: (n * n_types,) int64 start of bag ``user * n_types + type`` in
+            ``id_codes`` (``torch.nn.functional.embedding_bag`` offsets), or None.
     """
 
     dense: torch.Tensor
     categorical: torch.Tensor
+    id_codes: torch.Tensor | None = None
+    id_offsets: torch.Tensor | None = None
+
+    def tower_args(self) -> tuple[torch.Tensor, ...]:
+        """Positional arguments of the user tower: dense, categorical[, id_codes, id_offsets]."""
+        if self.id_codes is None or self.id_offsets is None:
+            return self.dense, self.categorical
+        return self.dense, self.categorical, self.id_codes, self.id_offsets
 
 
 @dataclass(frozen=True)
@@ -160,18 +175,8 @@ class UserFeaturizer:
                 ``event_names``.
         """
         h = truncate_histories(histories, self.max_history)
+        rows, items, seg = self._segments(h)
         n, n_t = h.n_users, self.n_types
-        n_items = self.items.n_items
-        items_np = h.items
-        if len(items_np) and (items_np.min() < 0 or items_np.max() >= n_items):
-            bad = np.flatnonzero((items_np < 0) | (items_np >= n_items))
-            raise ValueError(
-                f"histories: {len(bad)} entries hold item indices outside [0, {n_items}) "
-                f"(first values {items_np[bad[:5]].tolist()}); expected catalogue indices"
-            )
-        rows = torch.from_numpy(h.row_ids())
-        items = torch.from_numpy(items_np.astype(np.int64))
-        seg = rows * n_t + self.items.item_type[items]  # (nnz,) row-and-type segment
         count = torch.bincount(seg, minlength=n * n_t).to(torch.float32)  # (n * n_t,)
         parts_by_type: list[torch.Tensor] = []
         for emb in (self.items.text, self.items.hgnn):  # at most two embedding tables
@@ -192,6 +197,44 @@ class UserFeaturizer:
             [per_type, torch.log1p(count.view(n, n_t)), torch.log1p(ev_count.view(n, n_e))],
             dim=1,
         )
+
+    def _segments(self, h: Histories) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validated (nnz,) int64 row, item and bag (row * n_types + type) of each entry."""
+        n_items = self.items.n_items
+        items_np = h.items
+        if len(items_np) and (items_np.min() < 0 or items_np.max() >= n_items):
+            bad = np.flatnonzero((items_np < 0) | (items_np >= n_items))
+            raise ValueError(
+                f"histories: {len(bad)} entries hold item indices outside [0, {n_items}) "
+                f"(first values {items_np[bad[:5]].tolist()}); expected catalogue indices"
+            )
+        rows = torch.from_numpy(h.row_ids())
+        items = torch.from_numpy(items_np.astype(np.int64))
+        seg = rows * self.n_types + self.items.item_type[items]  # (nnz,) row-and-type bag
+        return rows, items, seg
+
+    def id_bags(self, histories: Histories) -> tuple[torch.Tensor, torch.Tensor]:
+        """Id-embedding bags of the last ``max_history`` items, one bag per (user, type).
+
+        Returns:
+            codes (nnz,) int64 id rows (``items.id_code``) of the history items sorted by bag
+            (stable: chronological within a bag) and offsets (n * n_types,) int64 start of
+            bag ``user * n_types + type``; an empty bag starts where the next one does
+            (``embedding_bag(mode="mean")`` gives it zeros).
+
+        Raises:
+            ValueError: the item features carry no id codes, or an item index is outside
+                the catalogue.
+        """
+        if self.items.id_code is None:
+            raise ValueError("item features have no id codes; build them with with_id_codes()")
+        h = truncate_histories(histories, self.max_history)
+        _, items, seg = self._segments(h)
+        n_bags = h.n_users * self.n_types
+        order = torch.argsort(seg, stable=True)
+        sizes = torch.bincount(seg, minlength=n_bags)  # (n_bags,)
+        offsets = torch.cumsum(sizes, 0) - sizes  # exclusive prefix sum
+        return self.items.id_code[items[order]], offsets
 
     def _event_codes(self, h: Histories) -> torch.Tensor:
         n_e = len(self.event_names)
@@ -252,15 +295,20 @@ class UserFeaturizer:
                 across examples); None encodes ``histories.users``.
 
         Returns:
-            UserInputs with dense (n, dense_dim) and categorical (n, n_categorical).
+            UserInputs with dense (n, dense_dim), categorical (n, n_categorical) and, when
+            the item features carry id codes, the id bags of :meth:`id_bags`.
         """
         demo = users if users is not None else self.encode_users(histories.users, histories.n_users)
         if demo.dense.shape[0] != histories.n_users:
             raise ValueError(
                 f"demographics have {demo.dense.shape[0]} rows, histories {histories.n_users}"
             )
-        dense = torch.cat([self.history_features(histories), demo.dense], dim=1)
-        return UserInputs(dense=dense, categorical=demo.categorical)
+        h = truncate_histories(histories, self.max_history)  # once; idempotent below
+        dense = torch.cat([self.history_features(h), demo.dense], dim=1)
+        codes, offsets = self.id_bags(h) if self.items.id_code is not None else (None, None)
+        return UserInputs(
+            dense=dense, categorical=demo.categorical, id_codes=codes, id_offsets=offsets
+        )
 
     # ------------------------------------------------------------------ persistence
     def to_state(self, prefix: str = "user.") -> dict[str, np.ndarray]:

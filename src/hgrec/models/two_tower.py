@@ -6,6 +6,12 @@ in-batch negatives (equation 5). P2 (Figure 1): one item tower embeds items of e
 and the HGNN embeddings feed both towers (item: z_i; user: mean of z over the history), so
 users and items of all types share one vector space.
 
+Learned item-id embeddings (``id_dim`` > 0; P1: interaction features "represented as lists
+of embeddings"): the item tower reads the item's row of an id table, the user tower the mean
+id embedding of its history items of each type (an embedding bag per (user, type)). Items
+seen fewer than ``id_min_count`` times in training share one "rare" row, which new items also
+get, so the model stays inductive. ``id_shared`` lets both towers read one table.
+
 Outputs are L2-normalised by default (``normalize=True``) and the loss divides the cosine by
 a temperature (Yi et al. 2019); ``docs/two-tower.md`` records the measurement behind that
 choice.
@@ -31,7 +37,7 @@ from torch import nn
 
 from hgrec.config import TwoTowerConfig
 from hgrec.data.histories import Histories
-from hgrec.features.item import ItemFeatures, build_item_features
+from hgrec.features.item import ItemFeatures, build_id_codes, build_item_features
 from hgrec.features.user import UserFeaturizer, UserInputs
 from hgrec.models.base import Recommender, TrainSet
 
@@ -39,10 +45,15 @@ LOSSES = ("logq", "inverse-frequency")
 
 
 class Tower(nn.Module):
-    """Categorical embeddings concatenated to dense inputs, then an MLP.
+    """Categorical and item-id embeddings concatenated to dense inputs, then an MLP.
 
     ``layers`` (P1: 512, 256, 128) are the widths of the fully connected layers, with ReLU
     between them and none after the last; the output is optionally L2-normalised.
+
+    Id inputs (``id_slots`` > 0) are rows of an (n_ids, id_dim) table: one row per example
+    (item tower: ``id_codes`` (n,)) or the mean of the rows of each of ``id_slots`` bags per
+    example (user tower: ``id_codes`` (nnz,) with ``id_offsets`` (n * id_slots,), as
+    ``nn.EmbeddingBag(mode="mean")``; an empty bag gives zeros).
 
     Args:
         dense_dim: width of the dense input.
@@ -50,6 +61,11 @@ class Tower(nn.Module):
         cat_dim: width of each categorical embedding.
         layers: fully connected widths; the last one is the output dimension.
         normalize: L2-normalise the output.
+        id_dim: width of the id embeddings (0: no id input).
+        id_slots: id vectors per example (item tower 1, user tower n_types).
+        n_ids: rows of this tower's own id table; 0 = read ``shared_ids``.
+        shared_ids: another tower's id table to read (kept out of this tower's parameters
+            and state, so an optimizer over both towers sees it once).
     """
 
     def __init__(
@@ -59,14 +75,29 @@ class Tower(nn.Module):
         cat_dim: int,
         layers: Sequence[int],
         normalize: bool,
+        id_dim: int = 0,
+        id_slots: int = 0,
+        n_ids: int = 0,
+        shared_ids: nn.Embedding | None = None,
     ) -> None:
         super().__init__()
         if not layers:
             raise ValueError("a tower needs at least one layer")
         self.dense_dim = dense_dim
         self.normalize = normalize
+        self.id_dim = int(id_dim) if id_slots > 0 else 0
+        self.id_slots = int(id_slots) if self.id_dim > 0 else 0
         self.embeddings = nn.ModuleList(nn.Embedding(int(c), cat_dim) for c in cardinalities)
-        dims = [dense_dim + cat_dim * len(cardinalities), *layers]
+        self.id_table: nn.Embedding | None = None
+        if self.id_slots and n_ids > 0:
+            self.id_table = nn.Embedding(int(n_ids), self.id_dim)
+            # rows of norm ~1, like the L2-normalised text / HGNN inputs beside them
+            nn.init.normal_(self.id_table.weight, std=self.id_dim**-0.5)
+        # a plain tuple, not a submodule: the owner registers and saves the shared table
+        self._shared_ids: tuple[nn.Embedding, ...] = () if shared_ids is None else (shared_ids,)
+        if self.id_slots and self.id_table is None and not self._shared_ids:
+            raise ValueError("a tower with id inputs needs n_ids > 0 or shared_ids")
+        dims = [dense_dim + cat_dim * len(cardinalities) + self.id_dim * self.id_slots, *layers]
         mods: list[nn.Module] = []
         for i in range(len(layers)):
             mods.append(nn.Linear(dims[i], dims[i + 1]))
@@ -80,15 +111,56 @@ class Tower(nn.Module):
         assert isinstance(last, nn.Linear)
         return int(last.out_features)
 
-    def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        """dense (n, dense_dim) float32, categorical (n, n_cat) int64 -> (n, out_dim)."""
+    def forward(
+        self,
+        dense: torch.Tensor,
+        categorical: torch.Tensor,
+        id_codes: torch.Tensor | None = None,
+        id_offsets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """dense (n, dense_dim) float32, categorical (n, n_cat) int64 -> (n, out_dim).
+
+        With id inputs: ``id_codes`` (n,) int64 (one slot) or (nnz,) with ``id_offsets``
+        (n * id_slots,) int64 bag starts.
+        """
         embs = [emb(categorical[:, j]) for j, emb in enumerate(self.embeddings)]
+        if self.id_slots:
+            embs.append(self._id_input(dense.shape[0], id_codes, id_offsets))
         x = torch.cat([dense, *embs], dim=1)  # (n, in_dim)
         out = self.mlp(x)
         return F.normalize(out, dim=1) if self.normalize else out
 
+    def _id_input(
+        self,
+        n: int,
+        codes: torch.Tensor | None,
+        offsets: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(n, id_slots * id_dim) id embeddings (bag means when ``offsets`` is given)."""
+        table = self.id_table if self.id_table is not None else self._shared_ids[0]
+        weight = table.weight
+        if codes is None:
+            raise ValueError(
+                "this tower reads item-id embeddings: pass id_codes (UserInputs.tower_args() / "
+                "ItemFeatures.tower_inputs() give them); got none"
+            )
+        if offsets is None:
+            if self.id_slots != 1:
+                raise ValueError(f"{self.id_slots} id slots need id_offsets (bags)")
+            return F.embedding(codes, weight)  # (n, id_dim)
+        if offsets.shape[0] != n * self.id_slots:
+            raise ValueError(
+                f"id_offsets has {offsets.shape[0]} bags; expected n * id_slots = "
+                f"{n} * {self.id_slots}"
+            )
+        if n == 0:
+            return weight.new_zeros((0, self.id_slots * self.id_dim))
+        bags = F.embedding_bag(codes, weight, offsets, mode="mean")  # (n * id_slots, id_dim)
+        return bags.view(n, self.id_slots * self.id_dim)
+
     def extra_repr(self) -> str:
-        return f"dense_dim={self.dense_dim}, normalize={self.normalize}"
+        return (f"dense_dim={self.dense_dim}, id_dim={self.id_dim}, id_slots={self.id_slots}, "
+                f"normalize={self.normalize}")
 
 
 class TwoTowerRecommender(Recommender):
@@ -113,6 +185,10 @@ class TwoTowerRecommender(Recommender):
         max_history: a history's last ``max_history`` items feed the user tower.
         cat_dim: width of every categorical embedding.
         min_count: categorical values rarer than this share the unseen code 0.
+        id_dim: width of the learned item-id embeddings (0: none, towers read features only).
+        id_min_count: items seen fewer times among the training interactions share the
+            "rare" id row (as do items unseen in training).
+        id_shared: both towers read one id table (else each tower has its own).
         max_steps_per_epoch: cap on steps per epoch (each epoch draws a fresh permutation), or
             None for full passes; bounds the training time on large data.
         progress: show tqdm progress bars.
@@ -141,6 +217,9 @@ class TwoTowerRecommender(Recommender):
         max_history: int = 100,
         cat_dim: int = 16,
         min_count: int = 1,
+        id_dim: int = 0,
+        id_min_count: int = 2,
+        id_shared: bool = False,
         max_steps_per_epoch: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -148,9 +227,12 @@ class TwoTowerRecommender(Recommender):
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         for arg, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
                            ("patience", patience), ("max_history", max_history),
-                           ("cat_dim", cat_dim), ("min_count", min_count)):
+                           ("cat_dim", cat_dim), ("min_count", min_count),
+                           ("id_min_count", id_min_count)):
             if int(value) < 1:
                 raise ValueError(f"{arg} must be >= 1, got {value}")
+        if int(id_dim) < 0:
+            raise ValueError(f"id_dim must be >= 0 (0 = no id embeddings), got {id_dim}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not layers or any(int(w) < 1 for w in layers):
@@ -169,6 +251,9 @@ class TwoTowerRecommender(Recommender):
         self.max_history = int(max_history)
         self.cat_dim = int(cat_dim)
         self.min_count = int(min_count)
+        self.id_dim = int(id_dim)
+        self.id_min_count = int(id_min_count)
+        self.id_shared = bool(id_shared)
         self.max_steps_per_epoch = max_steps_per_epoch
         self.progress = bool(progress)
         self.item_features: ItemFeatures | None = None
@@ -196,6 +281,9 @@ class TwoTowerRecommender(Recommender):
             max_history=cfg.max_history,
             cat_dim=cfg.cat_dim,
             min_count=cfg.min_count,
+            id_dim=cfg.id_dim,
+            id_min_count=cfg.id_min_count,
+            id_shared=cfg.id_shared,
             max_steps_per_epoch=cfg.max_steps_per_epoch,
             progress=progress,
         )
@@ -204,16 +292,22 @@ class TwoTowerRecommender(Recommender):
     def _build(self, items: ItemFeatures, users: UserFeaturizer, seed: int) -> None:
         """Create both towers; parameter init is drawn from ``seed`` without touching the
         global RNG state of the caller."""
+        if self.id_dim and items.id_code is None:
+            raise ValueError(f"id_dim={self.id_dim} needs item id codes (ItemFeatures.id_code)")
         self.item_features, self.user_featurizer = items, users
+        n_ids = items.n_ids if self.id_dim else 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.item_tower = Tower(
                 items.dense_dim, list(items.cardinalities().values()), self.cat_dim,
-                self.layers, self.normalize,
+                self.layers, self.normalize, id_dim=self.id_dim, id_slots=1, n_ids=n_ids,
             )
+            # A shared table lives in the item tower only, so the optimizer sees it once.
             self.user_tower = Tower(
                 users.dense_dim, list(users.cardinalities().values()), self.cat_dim,
-                self.layers, self.normalize,
+                self.layers, self.normalize, id_dim=self.id_dim, id_slots=items.n_types,
+                n_ids=0 if self.id_shared else n_ids,
+                shared_ids=self.item_tower.id_table if self.id_shared else None,
             )
 
     def fit(
@@ -236,12 +330,23 @@ class TwoTowerRecommender(Recommender):
         items = build_item_features(
             train.catalog, train.item_text, self.hgnn, min_count=self.min_count
         )
+        id_report: dict[str, int] = {}
+        if self.id_dim:
+            # Occurrences among training interactions = the examples' positives and histories.
+            counts = np.bincount(train.histories.items, minlength=train.catalog.n_items)
+            items = items.with_id_codes(build_id_codes(counts, self.id_min_count))
+            id_report = {
+                "id_rows": items.n_ids,
+                "id_rare_items": int((counts < self.id_min_count).sum()),
+                "id_unseen_items": int((counts == 0).sum()),
+            }
         demo = train.users if train.users is not None else train.histories.users
         users = UserFeaturizer.fit(
             items, train.event_names, demo, max_history=self.max_history, min_count=self.min_count
         )
         self._build(items, users, train.seed)
         self.report_ = train_two_tower(self, train, validate=validate, seed=train.seed)
+        self.report_.update(id_report)  # how many items fell back to the shared rare row
         return self
 
     # ------------------------------------------------------------------ inference
@@ -258,13 +363,12 @@ class TwoTowerRecommender(Recommender):
     def embed_users(self, inputs: UserInputs) -> torch.Tensor:
         """(n, out_dim) user-tower outputs of precomputed inputs (with autograd)."""
         user_tower, _, _, _ = self._require_fitted()
-        return user_tower(inputs.dense, inputs.categorical)
+        return user_tower(*inputs.tower_args())
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
         """(m, out_dim) item-tower outputs of item indices ``items`` (m,) (with autograd)."""
         _, item_tower, feats, _ = self._require_fitted()
-        dense, cats = feats.tower_inputs(items)
-        return item_tower(dense, cats)
+        return item_tower(*feats.tower_inputs(items))
 
     def refresh_item_vectors(self, batch_size: int = 8192) -> None:
         """Recompute the cached (n_items, out_dim) item vectors after the weights changed."""
@@ -329,6 +433,9 @@ class TwoTowerRecommender(Recommender):
             "max_history": self.max_history,
             "cat_dim": self.cat_dim,
             "min_count": self.min_count,
+            "id_dim": self.id_dim,
+            "id_min_count": self.id_min_count,
+            "id_shared": self.id_shared,
             "max_steps_per_epoch": self.max_steps_per_epoch,
             "progress": self.progress,
         }
@@ -349,6 +456,8 @@ class TwoTowerRecommender(Recommender):
         feats = ItemFeatures.from_state(state, "item.")
         featurizer = UserFeaturizer.from_state(state, feats, "user.")
         self.hgnn = None if feats.hgnn is None else feats.hgnn.numpy()
+        if feats.id_code is None:
+            self.id_dim = 0  # saved before id embeddings existed (params lack id_dim)
         self._build(feats, featurizer, seed=0)
         assert self.user_tower is not None and self.item_tower is not None
         for prefix, tower in (("user_tower.", self.user_tower), ("item_tower.", self.item_tower)):

@@ -14,6 +14,13 @@ Loss (``loss``):
 
 In both, other in-batch occurrences of the positive item are masked, so an item is never
 its own negative.
+
+Distributed (torchrun, see :mod:`hgrec.training.distributed` and docs/two-tower.md): both
+towers are wrapped in DistributedDataParallel; every rank draws the same permutation, takes
+its contiguous part of each global batch (``batch_size / world_size`` rows) and, with
+``global_negatives`` (default), scores its users against the item vectors gathered from all
+ranks, so the loss and its gradient are the single-process ones. Rank 0 validates; the
+score is broadcast and every rank takes the same early-stopping decision.
 """
 
 from __future__ import annotations
@@ -31,6 +38,14 @@ from tqdm.auto import tqdm
 from hgrec.data.histories import Histories
 from hgrec.features.user import UserInputs
 from hgrec.models.base import TrainSet
+from hgrec.training.distributed import (
+    DistInfo,
+    all_gather_rows,
+    all_reduce_sum,
+    broadcast_object,
+    current_dist,
+    padded_shard,
+)
 
 if TYPE_CHECKING:
     from hgrec.data.dataset import Dataset
@@ -78,6 +93,45 @@ def prefix_histories(
     )
 
 
+def in_batch_softmax_terms(
+    user: torch.Tensor,
+    item: torch.Tensor,
+    item_ids: torch.Tensor,
+    positives: torch.Tensor,
+    temperature: float = 1.0,
+    log_q: torch.Tensor | None = None,
+    column_valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-example in-batch softmax cross-entropy; users may be a part of the item batch.
+
+    logits_ij = user_i · item_j / temperature [- log_q_j]; column positives_i is user i's
+    positive; other columns whose item equals it, and columns flagged invalid (padding), are
+    masked; term_i = -log softmax(logits_i)[positives_i].
+
+    Args:
+        user: (b, d) user vectors.
+        item: (B, d) item vectors (B >= b: under DDP, the global batch gathered from ranks).
+        item_ids: (B,) int64 catalogue index of each item row (for the duplicate mask).
+        positives: (b,) int64 row of ``item`` holding each user's positive.
+        temperature: divides the dot products.
+        log_q: (B,) log sampling probability of each item row (logQ correction), or None.
+        column_valid: (B,) bool, False for padding rows that must never be a negative.
+
+    Returns:
+        (b,) per-example losses.
+    """
+    b = user.shape[0]
+    logits = user @ item.T / temperature  # (b, B)
+    if log_q is not None:
+        logits = logits - log_q.unsqueeze(0)
+    dup = item_ids.unsqueeze(0) == item_ids[positives].unsqueeze(1)  # (b, B)
+    dup[torch.arange(b), positives] = False
+    if column_valid is not None:
+        dup |= ~column_valid.unsqueeze(0)
+    logits = logits.masked_fill(dup, float("-inf"))
+    return F.cross_entropy(logits, positives, reduction="none")  # (b,)
+
+
 def in_batch_softmax_loss(
     user: torch.Tensor,
     item: torch.Tensor,
@@ -104,14 +158,8 @@ def in_batch_softmax_loss(
     Returns:
         scalar loss.
     """
-    b = user.shape[0]
-    logits = user @ item.T / temperature  # (B, B)
-    if log_q is not None:
-        logits = logits - log_q.unsqueeze(0)
-    dup = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)  # (B, B)
-    dup.fill_diagonal_(False)
-    logits = logits.masked_fill(dup, float("-inf"))
-    per_example = F.cross_entropy(logits, torch.arange(b), reduction="none")  # (B,)
+    positives = torch.arange(user.shape[0])
+    per_example = in_batch_softmax_terms(user, item, item_ids, positives, temperature, log_q)
     if weights is not None:
         per_example = per_example * weights
     return per_example.mean()
@@ -134,6 +182,8 @@ def train_two_tower(
     train: TrainSet,
     validate: Callable[[TwoTowerRecommender], float] | None = None,
     seed: int = 0,
+    dist_info: DistInfo | None = None,
+    global_negatives: bool = True,
 ) -> dict[str, Any]:
     """Train the towers of a built ``model`` (Adam, in-batch softmax, early stopping).
 
@@ -141,11 +191,33 @@ def train_two_tower(
     ``model.max_steps_per_epoch`` batches). After each epoch ``validate(model)`` (higher is
     better) decides early stopping with ``model.patience``; the best weights are restored.
 
+    Data-parallel mode (``dist_info.distributed``; by default the process group initialised
+    in this process, see :func:`hgrec.training.distributed.init_distributed`): the towers are
+    wrapped in DistributedDataParallel, every rank draws the same permutation and takes its
+    contiguous part of each global batch of ``model.batch_size`` examples (padded to
+    ``ceil(batch_size / world_size)`` rows so collectives see equal shapes; padding carries
+    no loss and is never a negative). Each rank's loss is ``sum(its terms) * world_size /
+    global batch``, so after DDP averages the gradients every step is the single-process
+    step. ``validate`` runs on rank 0 only; its score is broadcast and all ranks apply the same
+    early-stopping rule, so they stop together and restore identical best weights.
+
+    Args:
+        model: a built model (towers and featurizers created).
+        train: the training set.
+        validate: the early-stopping score, higher is better (rank 0 only), or None.
+        seed: drives the per-epoch permutations (identical on every rank).
+        dist_info: the process group, or None for the one initialised in this process.
+        global_negatives: under DDP, gather every rank's item vectors so a user's softmax
+            sees the whole global batch (the single-process loss, an all_gather per step with
+            gradient); False keeps each rank's softmax to its own ``batch_size / world_size``
+            items (fewer, easier negatives; no gather).
+
     Returns:
         a report: n_examples, n_skipped_first (entries with no earlier interaction), per-epoch
-        mean loss / validation score / seconds, best_epoch, best_score.
+        mean loss / validation score / seconds, best_epoch, best_score, world_size, negatives.
     """
-    user_tower, item_tower, _, featurizer = model._require_fitted()
+    user_tower, item_tower, feats, featurizer = model._require_fitted()
+    info = current_dist() if dist_info is None else dist_info
     h = train.histories
     rows, targets, n_skipped = build_examples(h)
     if len(rows) == 0:
@@ -164,6 +236,21 @@ def train_two_tower(
     demo = train.users if train.users is not None else h.users
     users_all = featurizer.encode_users(demo, h.n_users)  # once; rows picked per batch
 
+    user_fwd: torch.nn.Module = user_tower
+    item_fwd: torch.nn.Module = item_tower
+    if info.distributed:
+        if info.backend != "gloo":
+            raise ValueError(
+                f"two-tower DDP runs on CPU tensors and needs the gloo backend, got "
+                f"{info.backend!r}; call init_distributed(backend='gloo')"
+            )
+        from torch.nn.parallel import DistributedDataParallel
+
+        # DDP broadcasts rank 0's initial weights and all-reduces (averages) gradients.
+        user_fwd = DistributedDataParallel(user_tower)
+        item_fwd = DistributedDataParallel(item_tower)
+    gather = info.distributed and global_negatives
+
     params = list(user_tower.parameters()) + list(item_tower.parameters())
     opt = torch.optim.Adam(params, lr=model.lr)
     gen = torch.Generator().manual_seed(seed)
@@ -178,6 +265,8 @@ def train_two_tower(
         "n_users": int(h.n_users),
         "steps_per_epoch": int(steps),
         "loss": model.loss,
+        "world_size": info.world_size,
+        "negatives": "global batch" if not info.distributed or gather else "rank batch",
         "epochs": [],
         "best_epoch": None,
         "best_score": None,
@@ -187,40 +276,56 @@ def train_two_tower(
     item_tower.train()
     for epoch in range(model.max_epochs):  # epochs
         t0 = time.perf_counter()
-        perm = torch.randperm(m, generator=gen).numpy()
+        perm = torch.randperm(m, generator=gen).numpy()  # the same on every rank
         total, seen = 0.0, 0
-        bar = tqdm(range(steps), desc=f"{model.name} epoch {epoch + 1}", disable=not model.progress,
-                   leave=False)
+        bar = tqdm(range(steps), desc=f"{model.name} epoch {epoch + 1}",
+                   disable=not (model.progress and info.is_main), leave=False)
         for step in bar:  # batches
-            idx = perm[step * bs : (step + 1) * bs]
+            idx = perm[step * bs : (step + 1) * bs]  # the global batch
+            global_n = len(idx)
+            valid: np.ndarray | None = None
+            if info.distributed:
+                part, valid = padded_shard(len(idx), info)
+                idx = idx[part]  # (ceil(B / W),) this rank's rows (padding repeats one)
             b_rows, b_targets = rows[idx], targets[idx]
             b_items = torch.from_numpy(target_items[idx])
             hist = prefix_histories(h, b_rows, b_targets, model.max_history)
             demo_b = UserInputs(
                 dense=users_all.dense[b_rows], categorical=users_all.categorical[b_rows]
             )
-            u = model.embed_users(featurizer.transform(hist, users=demo_b))  # (B, d)
-            v = model.embed_items(b_items)  # (B, d)
-            loss = in_batch_softmax_loss(
-                u,
-                v,
-                b_items,
-                temperature=model.temperature,
-                log_q=log_q[b_items] if model.loss == "logq" else None,
-                weights=None if weights is None else weights[idx],
-            )
+            inputs = featurizer.transform(hist, users=demo_b)
+            u = user_fwd(*inputs.tower_args())  # (b, d), as model.embed_users
+            v = item_fwd(*feats.tower_inputs(b_items))  # (b, d), as model.embed_items
+            if valid is None:  # single process: the original step, unchanged
+                loss = in_batch_softmax_loss(
+                    u,
+                    v,
+                    b_items,
+                    temperature=model.temperature,
+                    log_q=log_q[b_items] if model.loss == "logq" else None,
+                    weights=None if weights is None else weights[idx],
+                )
+                batch_sum, batch_n = float(loss.detach()) * len(idx), len(idx)
+            else:
+                loss, batch_sum, batch_n = _ddp_loss(
+                    model, u, v, b_items, torch.from_numpy(valid), global_n, info, gather,
+                    log_q, None if weights is None else weights[idx],
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            total += batch_sum
+            seen += batch_n
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{total / seen:.4f}")
+                bar.set_postfix(loss=f"{total / max(seen, 1):.4f}")
         bar.close()
-        model.refresh_item_vectors()
+        total, seen = all_reduce_sum([total, seen], info).tolist()
+        if info.is_main:
+            model.refresh_item_vectors()
         entry: dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(seen, 1)}
         if validate is not None:
-            score = float(validate(model))
+            # Rank 0 scores; every rank receives the score and applies the same rule.
+            score = broadcast_object(float(validate(model)) if info.is_main else None, info)
             entry["valid"] = score
             user_tower.train()
             item_tower.train()
@@ -231,11 +336,12 @@ def train_two_tower(
                 bad_epochs += 1
         entry["seconds"] = time.perf_counter() - t0
         report["epochs"].append(entry)
-        if model.progress:
+        if model.progress and info.is_main:
             tqdm.write(f"{model.name} epoch {epoch + 1}: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in entry.items() if isinstance(v, float)))
         if validate is not None and bad_epochs >= model.patience:
             break
+    del user_fwd, item_fwd  # drop the DDP wrappers (and their gradient hooks)
     if best_state is not None:
         model.load_state_dicts(best_state)
     user_tower.eval()
@@ -245,6 +351,50 @@ def train_two_tower(
         report["best_epoch"] = len(report["epochs"])
     return report
 
+
+def _ddp_loss(
+    model: TwoTowerRecommender,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    b_items: torch.Tensor,
+    valid: torch.Tensor,
+    global_n: int,
+    info: DistInfo,
+    gather: bool,
+    log_q: torch.Tensor,
+    weights: torch.Tensor | None,
+) -> tuple[torch.Tensor, float, int]:
+    """One rank's share of the global in-batch loss.
+
+    Args:
+        u, v: (b, d) this rank's user and positive-item vectors (b = ceil(global_n / W)).
+        b_items: (b,) int64 their items; valid: (b,) bool, False on padding rows.
+        global_n: examples in the global batch.
+        gather: score against every rank's items (global negatives) or this rank's only.
+        log_q: (n_items,) log q of every item; weights: (b,) example weights or None.
+
+    Returns:
+        the loss to backpropagate (sum of valid terms * W / global_n: DDP's gradient average
+        then gives the mean over the global batch), the sum of this rank's valid weighted
+        terms and their count (for the epoch's mean loss).
+    """
+    b = u.shape[0]
+    if gather:
+        items = all_gather_rows(v, info, grad=True)  # (W*b, d), rank order = batch order
+        ids = all_gather_rows(b_items, info)
+        cols_valid = all_gather_rows(valid, info)
+        offset = info.rank * b
+    else:
+        items, ids, cols_valid, offset = v, b_items, valid, 0
+    keep = valid.nonzero().flatten()  # (n_valid,) this rank's real rows
+    terms = in_batch_softmax_terms(
+        u[keep], items, ids, keep + offset, model.temperature,
+        log_q[ids] if model.loss == "logq" else None, cols_valid,
+    )  # (n_valid,)
+    if weights is not None:
+        terms = terms * weights[keep]
+    total = terms.sum()
+    return total * (info.world_size / global_n), float(total.detach()), int(len(keep))
 
 
 def quick_validate(

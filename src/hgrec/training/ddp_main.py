@@ -1,0 +1,125 @@
+"""torchrun entry point: train the two-tower model data-parallel over processes or nodes.
+
+Usage::
+
+    torchrun --nproc_per_node=2 -m hgrec.training.ddp_main --config CONFIG --out DIR
+    # several nodes: add --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT
+
+Every rank loads the dataset from the config (the same seed gives the same split) and the
+text features: ``DIR/features/text.parquet`` when ``DIR`` is a pipeline run directory,
+otherwise rank 0 embeds the catalogue through the text cache (``features.cache_dir``) and the
+other ranks read the cache once it is filled. All ranks then run ``TwoTowerRecommender.fit``,
+whose :func:`hgrec.training.two_tower.train_two_tower` finds the process group and trains
+under DDP (gloo, global in-batch negatives), early-stopped on rank 0's valid mean HR@10 like
+``hgrec run``. Rank 0 alone writes ``DIR/2t/model`` (params.json + state.npz, loadable with
+:func:`hgrec.models.registry.load_model`) and ``DIR/2t/training.json``. The run directory's
+stage manifest is not updated: ``hgrec run`` still trains its own 2T stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hgrec.config import Config
+from hgrec.data.dataset import Dataset
+from hgrec.models.base import Recommender
+from hgrec.training.distributed import DistInfo, barrier, cleanup, init_distributed
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="torchrun --nproc_per_node=N -m hgrec.training.ddp_main",
+        description="Train the two-tower model with DistributedDataParallel (gloo).",
+    )
+    p.add_argument("--config", type=Path, required=True, help="run config (YAML)")
+    p.add_argument("--out", type=Path, required=True, help="run directory; writes OUT/2t/")
+    p.add_argument("--no-validate", action="store_true",
+                   help="train two_tower.max_epochs epochs without early stopping")
+    return p
+
+
+def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) -> np.ndarray:
+    """(n_items, d) text embeddings: the run directory's features, else the text cache.
+
+    Rank 0 embeds what the cache lacks first; the others wait at a barrier and then find
+    every text cached, so the text model runs once.
+    """
+    from hgrec.features.text import item_text_features, load_text_features
+
+    run_features = out / "features" / "text.parquet"
+    if run_features.exists():
+        return load_text_features(run_features, dataset.catalog).embeddings
+    progress = config.runtime.progress and info.is_main
+    if info.is_main:
+        emb = item_text_features(dataset.catalog, config.features, progress).embeddings
+    barrier(info)
+    if not info.is_main:
+        emb = item_text_features(dataset.catalog, config.features, progress).embeddings
+    return emb
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and save the 2T under DDP; returns the exit code (0 on success)."""
+    from hgrec.datasets import load_dataset
+    from hgrec.evaluation.evaluate import evaluate
+    from hgrec.models.two_tower import TwoTowerRecommender
+    from hgrec.pipeline.run import build_eval_queries, make_train_set
+    from hgrec.utils.artifacts import atomic_write_json
+    from hgrec.utils.seed import seed_everything, set_threads
+
+    args = _parser().parse_args(argv)
+    config = Config.from_yaml(args.config)
+    # The towers run on CPU tensors: gloo even on a GPU machine.
+    info = init_distributed(backend="gloo")
+    try:
+        seed = config.runtime.seed
+        seed_everything(seed)
+        set_threads(config.runtime.threads)
+        dataset = load_dataset(config.data, seed)
+        item_text = load_item_text(config, dataset, args.out, info)
+        train = make_train_set(dataset, item_text, seed)
+        popularity = dataset.item_popularity()
+        valid = {p: q for (p, s), q in build_eval_queries(dataset, config).items() if s == "valid"}
+
+        def validate(model: Recommender) -> float:  # called on rank 0 only
+            hr = [
+                evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)
+                [f"hr@{config.eval.hr_k}"]
+                for q in valid.values()
+            ]
+            return float(np.mean([h or 0.0 for h in hr]))
+
+        model = TwoTowerRecommender.from_config(
+            config.two_tower, progress=config.runtime.progress and info.is_main
+        )
+        model.fit(train, validate=None if args.no_validate else validate)
+        if info.is_main:
+            folder = args.out / "2t"
+            _save_atomically(model, folder / "model")
+            atomic_write_json(folder / "training.json", model.report_)
+            print(f"[hgrec] ddp: world_size {info.world_size}, best epoch "
+                  f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
+        barrier(info)  # no rank leaves (and tears the group down) before rank 0 has written
+    finally:
+        cleanup(info)
+    return 0
+
+
+def _save_atomically(model: Recommender, path: Path) -> None:
+    """``model.save(path)`` into a sibling temporary folder, then moved into place, so a crash
+    never leaves a half-written model where a loader would find it."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
