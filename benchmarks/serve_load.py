@@ -247,7 +247,7 @@ def main() -> None:
     split = {part: round(1000.0 * (after["seconds"].get(f"recommend.{part}", 0.0)
                                    - before.get(f"recommend.{part}", 0.0)) / max(n, 1), 3)
              for part in ("tower", "index", "explain", "total")}
-    print(f"\n| phase | requests | errors | rps | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| phase | requests | errors | rps | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['name']} | {r['requests']} | {r['errors']} | {r['achieved_rps']} | "
               f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")

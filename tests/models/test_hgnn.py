@@ -6,10 +6,9 @@ import torch
 
 from hgrec.models.hgnn import HGNN, HeteroSAGEConv, embed_items, hinge_loss
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
-from tests.sampling.graphs import cograph_from_pairs, one_thread
+from tests.sampling.graphs import cograph_from_pairs
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-_ = one_thread  # re-exported fixture
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # 5 nodes: 0, 1 type a; 2, 3, 4 type b; node 4 has no edges.
 TYPES = np.array([0, 0, 1, 1, 1], dtype=np.int16)

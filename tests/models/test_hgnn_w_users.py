@@ -3,12 +3,10 @@ embedded exactly as if added alone to the training graph."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from hgrec.data.dataset import Dataset
 from hgrec.data.histories import Histories
@@ -39,13 +37,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny matrices: one thread avoids oversubscription on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestHGNNWithUsersContract(RecommenderContract):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from pathlib import Path
 
@@ -17,13 +16,7 @@ from hgrec.models.two_tower import Tower, TwoTowerHGNNRecommender, TwoTowerRecom
 SMALL = {"layers": [32, 16, 8], "batch_size": 32, "max_epochs": 2, "progress": False}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny matrices: one thread avoids oversubscription on a shared machine (10x here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted_features(ds: Dataset, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
-import torch
 
 from hgrec.data.dataset import Dataset
 from hgrec.graph.types import CoGraph, RelationEdges, relation_name
@@ -38,12 +36,3 @@ def cograph_from_dataset(ds: Dataset) -> CoGraph:
     co = sp.triu(x.T @ x, k=1).tocoo()
     return cograph_from_pairs(ds.catalog.item_type, tuple(ds.catalog.type_names), co.row, co.col)
 
-
-@pytest.fixture
-def one_thread():
-    """Run torch single-threaded: on the shared 2-core machine, intra-op threads spin
-    against other processes and make tiny tensor ops 10x slower."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)

@@ -7,10 +7,9 @@ import torch
 import hgrec.training.hgnn as training
 from hgrec.config import HGNNConfig
 from hgrec.training.hgnn import make_validation_set, rank_validation, split_validation, train_hgnn
-from tests.sampling.graphs import cograph_from_pairs, one_thread
+from tests.sampling.graphs import cograph_from_pairs
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-_ = one_thread  # re-exported fixture
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 N_CLUSTERS, PER_TYPE = 12, 3
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,13 +21,7 @@ from hgrec.training.two_tower import (
 from tests.models.test_two_tower import SMALL, planted_features, train_set
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny matrices: one thread avoids oversubscription on a shared machine (10x here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_build_examples_skips_first_interactions() -> None:
     h = Histories.from_lists([[4, 5, 6], [7], [], [8, 9]])
