@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -75,8 +75,16 @@ class Histories:
     def take(self, rows: np.ndarray) -> Histories:
         """The histories of ``rows`` (int array), in that order; vectorised."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        lengths = ends - starts
+        out = self.spans(self.indptr[rows], self.indptr[rows + 1])
+        if self.users is None:
+            return out
+        return replace(out, users=self.users.iloc[rows].reset_index(drop=True))
+
+    def spans(self, starts: np.ndarray, ends: np.ndarray) -> Histories:
+        """Row k of the result is ``items[starts[k]:ends[k]]`` (with events and weights), for
+        (b,) int64 positions into the flat arrays; no user table. Vectorised gather."""
+        starts = np.asarray(starts, dtype=np.int64)
+        lengths = np.asarray(ends, dtype=np.int64) - starts
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         # Position of each output entry in the source arrays.
         src = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
@@ -85,7 +93,6 @@ class Histories:
             items=self.items[src],
             events=None if self.events is None else self.events[src],
             weights=None if self.weights is None else self.weights[src],
-            users=None if self.users is None else self.users.iloc[rows].reset_index(drop=True),
         )
 
     def mask(self, keep: np.ndarray) -> Histories:

@@ -82,15 +82,7 @@ def prefix_histories(
         (events and weights alike; no user table: demographics are passed separately).
     """
     starts = np.maximum(histories.indptr[rows], targets - max_history)
-    lengths = targets - starts
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    src = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-    return Histories(
-        indptr=indptr,
-        items=histories.items[src],
-        events=None if histories.events is None else histories.events[src],
-        weights=None if histories.weights is None else histories.weights[src],
-    )
+    return histories.spans(starts, targets)
 
 
 def in_batch_softmax_terms(
