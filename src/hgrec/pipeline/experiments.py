@@ -51,12 +51,6 @@ def ablation_setup(
     return graph.without(*(n for n in graph.relations if n not in source_source)), hgnn
 
 
-def other_type(type_names: tuple[str, ...], target_type: str) -> str | None:
-    """The established type when there are exactly two types, else None."""
-    others = [t for t in type_names if t != target_type]
-    return others[0] if len(others) == 1 else None
-
-
 def render_ablations(block: dict[str, Any], split: str = "test") -> str:
     """Markdown: one row per model, HR@10 / MRR@100 / Coverage@100 for cold and warm."""
     protocols = [p for p in ("cold", "warm") if p in block]

@@ -324,8 +324,14 @@ class Pipeline:
 
         cfg, out = self.config, {}
         est = cfg.experiments.established_type
+        types = self.dataset.catalog.type_names
+        if est is not None and (est not in types or est == self.dataset.target_type):
+            # A config written for another dataset (e.g. the default one with --items): say
+            # so and go on, so any canonical dataset runs without writing a config.
+            print(f"[hgrec] note: experiments.established_type {est!r} is not another item type "
+                  f"of this dataset {list(types)}; P1 Table 4 is skipped")
+            est = None
         if est is not None:
-            self.dataset.catalog.type_code(est)  # clear error for an unknown type
             queries = {
                 (p, s): build_queries(self.dataset, s, p, est)
                 for p in cfg.eval.protocols for s in ("valid", "test")
