@@ -44,6 +44,23 @@ def _mean(values: list[float | None]) -> float:
     return float(np.mean([0.0 if v is None else v for v in values])) if values else 0.0
 
 
+def valid_score(
+    model: Recommender,
+    valid: Mapping[str, Queries],
+    catalog: Catalog,
+    popularity: np.ndarray,
+    cfg: EvalConfig,
+) -> tuple[float, float, dict[str, dict[str, Any]]]:
+    """The selection signal of every choice made on valid users (tuning, early stopping):
+    mean HR@k and mean MRR@k over the protocols of ``valid``, and the per-protocol metrics."""
+    results = {
+        p: evaluate(model, q, catalog, popularity, cfg, progress=False) for p, q in valid.items()
+    }
+    hr = _mean([r[f"hr@{cfg.hr_k}"] for r in results.values()])
+    mrr = _mean([r[f"mrr@{cfg.mrr_k}"] for r in results.values()])
+    return hr, mrr, results
+
+
 def tune(
     factory: Callable[[dict[str, Any]], Recommender],
     grid: Mapping[str, list[Any]],
@@ -80,7 +97,6 @@ def tune(
     empty = [k for k, v in grid.items() if len(v) == 0]
     if empty:
         raise ValueError(f"grid entries with no candidate value: {empty}")
-    hr_key, mrr_key = f"hr@{cfg.hr_k}", f"mrr@{cfg.mrr_k}"
     names = list(grid)
     combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
     trials: list[dict[str, Any]] = []
@@ -91,12 +107,7 @@ def tune(
         t0 = time.perf_counter()
         model = factory(dict(params)).fit(train)
         fit_s = time.perf_counter() - t0
-        results = {
-            p: evaluate(model, q, catalog, popularity, cfg, progress=False)
-            for p, q in valid.items()
-        }
-        hr = _mean([r[hr_key] for r in results.values()])
-        mrr = _mean([r[mrr_key] for r in results.values()])
+        hr, mrr, results = valid_score(model, valid, catalog, popularity, cfg)
         trials.append(
             {"params": dict(params), "metrics": results, "hr": hr, "mrr": mrr, "fit_seconds": fit_s}
         )

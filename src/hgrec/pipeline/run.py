@@ -263,7 +263,7 @@ class Pipeline:
 
     def two_tower(self, stage: str, hgnn_emb: np.ndarray | None, hgnn_stage: str | None) -> Recommender:
         """Train 2T (no HGNN features) or 2T-HGNN, early-stopped on valid users' mean HR@10."""
-        from hgrec.evaluation.evaluate import evaluate
+        from hgrec.evaluation.tuning import valid_score
         from hgrec.models.two_tower import TwoTowerRecommender
 
         cfg = self.config
@@ -274,12 +274,7 @@ class Pipeline:
         )
 
         def validate(model: Recommender) -> float:
-            hr = [
-                evaluate(model, q, self.dataset.catalog, self.popularity, cfg.eval, progress=False)
-                [f"hr@{cfg.eval.hr_k}"]
-                for q in self.valid.values()
-            ]
-            return float(np.mean([h or 0.0 for h in hr]))
+            return valid_score(model, self.valid, self.dataset.catalog, self.popularity, cfg.eval)[0]
 
         with self.clock(stage):
             if not self.run_dir.is_done(stage, key):

@@ -67,7 +67,7 @@ def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) 
 def main(argv: list[str] | None = None) -> int:
     """Train and save the 2T under DDP; returns the exit code (0 on success)."""
     from hgrec.datasets import load_dataset
-    from hgrec.evaluation.evaluate import evaluate
+    from hgrec.evaluation.tuning import valid_score
     from hgrec.models.two_tower import TwoTowerRecommender
     from hgrec.pipeline.run import build_eval_queries, make_train_set
     from hgrec.utils.artifacts import atomic_write_json
@@ -88,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         valid = {p: q for (p, s), q in build_eval_queries(dataset, config).items() if s == "valid"}
 
         def validate(model: Recommender) -> float:  # called on rank 0 only
-            hr = [
-                evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)
-                [f"hr@{config.eval.hr_k}"]
-                for q in valid.values()
-            ]
-            return float(np.mean([h or 0.0 for h in hr]))
+            return valid_score(model, valid, dataset.catalog, popularity, config.eval)[0]
 
         model = TwoTowerRecommender.from_config(
             config.two_tower, progress=config.runtime.progress and info.is_main
