@@ -89,6 +89,8 @@ class Pipeline:
         self.seed = config.runtime.seed
         self.progress = config.runtime.progress
         self.reuse_hgnn = reuse_hgnn
+        if reuse_hgnn is not None:
+            _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
         seed_everything(self.seed)
         set_threads(config.runtime.threads)
         self.clock = StageClock()
@@ -232,6 +234,8 @@ class Pipeline:
         from hgrec.training.hgnn import build_model, train_hgnn
 
         reuse = self.reuse_hgnn if stage == "hgnn" else None
+        if reuse is not None:  # a clear error for a bad --reuse-hgnn before anything runs
+            hgnn_cfg = _reused_hgnn_config(reuse)
         key = config_hash(
             {"graph": self.run_dir.output_hash("graph"), "text": self.text_hash, "seed": self.seed,
              "hgnn": hgnn_cfg.model_dump(mode="json"), "stage": stage,
@@ -243,7 +247,6 @@ class Pipeline:
                 with self.run_dir.stage(stage, key) as tmp:
                     history: dict[str, Any]
                     if reuse is not None:
-                        hgnn_cfg = _reused_hgnn_config(reuse)
                         model = build_model(graph, self.item_text.shape[1], hgnn_cfg, self.seed)
                         model.load_state_dict(torch.load(reuse / "hgnn" / "model.pt"))
                         model.eval()
