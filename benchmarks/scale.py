@@ -62,6 +62,12 @@ STAGES = ("generate", "load", "graph", "text", "hgnn", "inference", "2t", "exact
 FEATURE_DIM = 384  # all-MiniLM-L6-v2 width: the stand-in features have the same shape
 # Stages whose cost follows the catalogue rather than the interactions.
 ITEM_STAGES = frozenset({"text", "exact", "hnsw"})
+# The stage whose output each stage reads; a stage whose input failed or was skipped is
+# skipped too. Model outputs are not inputs here: without the HGNN's weights, embeddings or
+# the 2T's item vectors a stage runs on stand-ins of the same shape (its cost does not
+# depend on the values) and says so.
+NEEDS = {"load": "generate", "graph": "load", "text": "load", "hgnn": "graph",
+         "inference": "graph", "2t": "load", "exact": "load", "hnsw": "load"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -101,10 +107,21 @@ def project(size: float, at: float, cost: float, k: float) -> float:
     return cost * (at / size) ** k
 
 
-def stand_in_features(n_items: int, seed: int) -> np.ndarray:
-    """(n_items, 384) float32 random unit rows, the shape of the text embeddings."""
-    x = np.random.default_rng([seed, 7]).standard_normal((n_items, FEATURE_DIM), dtype=np.float32)
+def stand_in_features(n_items: int, seed: int, dim: int = FEATURE_DIM) -> np.ndarray:
+    """(n_items, dim) float32 random unit rows (default: the shape of the text embeddings)."""
+    x = np.random.default_rng([seed, 7]).standard_normal((n_items, dim), dtype=np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _load_or_stand_in(path: Path, n_items: int, seed: int, what: str) -> tuple[np.ndarray, str]:
+    """``path`` (.npy) when an earlier stage wrote it, else random unit (n_items, 128) rows."""
+    if path.is_file():
+        return np.load(path), ""
+    return stand_in_features(n_items, seed, 128), f"; stand-in {what} (not run at this size)"
+
+
+def _n_items(a: ChildArgs) -> int:
+    return int(json.loads((a.folder / "meta.json").read_text())["n_items"])
 
 
 def topic_agreement(emb: np.ndarray, topic: np.ndarray, k: int = 10, block: int = 2048) -> float:
@@ -188,6 +205,7 @@ def stage_load(a: ChildArgs) -> dict[str, Any]:
     ds, s = _timed(lambda: load_synthetic(a.folder / "data", seed=a.seed))
     with open(a.folder / "dataset.pkl", "wb") as f:
         pickle.dump(ds, f, protocol=pickle.HIGHEST_PROTOCOL)
+    (a.folder / "meta.json").write_text(json.dumps({"n_items": ds.catalog.n_items}))
     info = f"{ds.n_users:,} users, {ds.catalog.n_items:,} items"
     return {"seconds": s, "cost": s, "info": info, "n_items": ds.catalog.n_items}
 
@@ -271,10 +289,13 @@ def stage_inference(a: ChildArgs) -> dict[str, Any]:
     saved = a.folder / "hgnn_cfg.json"
     cfg = HGNNConfig.model_validate_json(saved.read_text()) if saved.is_file() else _hgnn_cfg(a)
     model = build_model(g, FEATURE_DIM, cfg, a.seed)
-    model.load_state_dict(torch.load(a.folder / "hgnn.pt"))
+    note = "; untrained weights (hgnn stage not run at this size)"
+    if (a.folder / "hgnn.pt").is_file():
+        model.load_state_dict(torch.load(a.folder / "hgnn.pt"))
+        note = ""
     z, s = _timed(lambda: embed_items(model, g, x, cfg.inference_batch_edges))
     np.save(a.folder / "hgnn_emb.npy", z)
-    return {"seconds": s, "cost": s, "info": f"{g.n_items / s:,.0f} items/s"}
+    return {"seconds": s, "cost": s, "info": f"{g.n_items / s:,.0f} items/s{note}"}
 
 
 def stage_2t(a: ChildArgs) -> dict[str, Any]:
@@ -282,7 +303,7 @@ def stage_2t(a: ChildArgs) -> dict[str, Any]:
     from hgrec.pipeline.run import make_train_set
 
     ds = _dataset(a)
-    z = np.load(a.folder / "hgnn_emb.npy")
+    z, note = _load_or_stand_in(a.folder / "hgnn_emb.npy", ds.catalog.n_items, a.seed, "HGNN embeddings")
     train = make_train_set(ds, stand_in_features(ds.catalog.n_items, a.seed), a.seed)
     kw = {**json.loads(a.two_tower), "max_epochs": 1, "max_steps_per_epoch": a.steps}
     model = TwoTowerRecommender(hgnn=z, progress=False, **kw)
@@ -293,7 +314,7 @@ def stage_2t(a: ChildArgs) -> dict[str, Any]:
     full_steps = math.ceil(rep["n_examples"] / model.batch_size)
     np.save(a.folder / "item_vectors.npy", model.item_vectors())
     return {"seconds": per_step * rep["steps_per_epoch"], "cost": per_step * full_steps, "info":
-            f"{per_step:.3f} s/step x {full_steps:,} steps; fit call {total:.0f}s"}  # fmt: skip
+            f"{per_step:.3f} s/step x {full_steps:,} steps; fit call {total:.0f}s{note}"}  # fmt: skip
 
 
 def _queries(v: np.ndarray, seed: int, n: int = 1000) -> np.ndarray:
@@ -311,18 +332,19 @@ def _exact_top(v: np.ndarray, q: np.ndarray, k: int = 10) -> np.ndarray:
 
 
 def stage_exact(a: ChildArgs) -> dict[str, Any]:
-    v0 = np.load(a.folder / "item_vectors.npy")
+    v0, note = _load_or_stand_in(a.folder / "item_vectors.npy", _n_items(a), a.seed, "item vectors")
     v, build = _timed(lambda: np.ascontiguousarray(v0, dtype=np.float32))
     q = _queries(v, a.seed)
     _, s = _timed(lambda: _exact_top(v, q))
     return {"seconds": build + s, "cost": build + s,
-            "info": f"{len(q) / s:,.0f} queries/s (top-10 of {len(v):,})"}  # fmt: skip
+            "info": f"{len(q) / s:,.0f} queries/s (top-10 of {len(v):,}){note}"}  # fmt: skip
 
 
 def stage_hnsw(a: ChildArgs) -> dict[str, Any]:
     import voyager
 
-    v = np.ascontiguousarray(np.load(a.folder / "item_vectors.npy"), dtype=np.float32)
+    v0, note = _load_or_stand_in(a.folder / "item_vectors.npy", _n_items(a), a.seed, "item vectors")
+    v = np.ascontiguousarray(v0, dtype=np.float32)
 
     def build() -> Any:
         index = voyager.Index(voyager.Space.InnerProduct, num_dimensions=v.shape[1],
@@ -336,7 +358,7 @@ def stage_hnsw(a: ChildArgs) -> dict[str, Any]:
     exact = _exact_top(v, q)
     recall = float((ids[:, :, None] == exact[:, None, :]).any(2).mean())
     return {"seconds": s, "cost": s,
-            "info": f"recall@10 {recall:.3f}, {len(q) / qs:,.0f} queries/s"}  # fmt: skip
+            "info": f"recall@10 {recall:.3f}, {len(q) / qs:,.0f} queries/s{note}"}  # fmt: skip
 
 
 def stage_quality(a: ChildArgs) -> dict[str, Any]:
@@ -467,7 +489,7 @@ def measure(args: argparse.Namespace) -> list[Row]:
         folder.mkdir(parents=True, exist_ok=True)
         a = ChildArgs(folder, size, args.seed, args.steps, args.text_sample, args.threads,
                       args.top_k, None, args.hgnn, args.two_tower)  # fmt: skip
-        failed: str | None = None
+        failed: dict[str, str] = {}  # stage -> why it has no output at this size
         for stage in args.stages:  # loop over stages
             if (size, stage) in previous and math.isfinite(previous[(size, stage)]["cost"]):
                 # measured by an earlier run: reused as is
@@ -480,16 +502,17 @@ def measure(args: argparse.Namespace) -> list[Row]:
                 row.info = "reused"
                 continue
             proj = memory_projection(rows, stage, size)
-            if failed:
-                row.info = f"skipped: needs {failed}"
+            if NEEDS.get(stage) in failed:
+                row.info = f"skipped: needs {NEEDS[stage]}"
+                failed[stage] = row.info
             elif proj is not None and proj > 0.9 * limit_mb:
                 row.info = f"skipped: projected peak {proj / 1024:.1f} GB > {args.memory_gb} GB"
-                failed = stage
+                failed[stage] = row.info
             else:
                 print(f"[scale] {fmt_size(size)} {stage} ...", file=sys.stderr, flush=True)
                 res, peak, err = run_child(stage, a)
                 if res is None:
-                    row.info, failed = f"failed: {err}", stage
+                    row.info = failed[stage] = f"failed: {err}"
                 else:
                     row.seconds, row.cost, row.peak_mb = res["seconds"], res["cost"], peak
                     row.info = res.get("info", "")

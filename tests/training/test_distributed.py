@@ -1,8 +1,9 @@
-"""Data-parallel training: shards, torchrun's environment, DDP two-tower = single process.
+"""Data-parallel training: shards, torchrun's environment, DDP two-tower and HGNN = single
+process.
 
 The DDP tests launch real process groups with ``python -m torch.distributed.run`` (gloo, two
 processes, a free port on 127.0.0.1); this file is also the worker those launches run
-(``-m tests.training.test_distributed OUT``).
+(``-m tests.training.test_distributed OUT [hgnn]``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from hgrec.config import HGNNConfig
 from hgrec.training.distributed import (
     SINGLE,
     DistInfo,
@@ -194,13 +196,13 @@ def test_ddp_two_tower_matches_single_process(tmp_path: Path) -> None:
     assert rank_loss[0] < ddp_loss[1]
 
 
-def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
-    """The torchrun entry point end to end: rank 0 writes a loadable 2T and its report."""
+def _small_run(tmp_path: Path, **sections: object) -> tuple[Path, Path, object]:
+    """A small synthetic dataset, its config (plus ``sections``) and a run directory holding
+    text features (random unit vectors: no text model needed). Returns (config, out, dataset)."""
     from hgrec.config import Config
     from hgrec.datasets import load_dataset
     from hgrec.datasets.synthetic import write_synthetic
     from hgrec.features.text import TextFeatures, save_text_features
-    from hgrec.models.registry import load_model
 
     data = tmp_path / "data"
     write_synthetic(data, 2000, n_users=120, n_items=150, seed=3, progress=False)
@@ -210,9 +212,9 @@ def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
         "data": {"name": "small", "adapter": "synthetic", "path": str(data)},
         "features": {"cache_dir": str(tmp_path / "cache")},
         "two_tower": {"layers": [32, 16], "batch_size": 64, "max_epochs": 2, "patience": 2},
+        **sections,
     }))
     out = tmp_path / "run"
-    # A run directory's text features (random unit vectors: no text model needed here).
     dataset = load_dataset(Config.from_yaml(config).data, 0)
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(dataset.catalog.n_items, 12)).astype(np.float32)
@@ -220,7 +222,14 @@ def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
     save_text_features(out / "features" / "text.parquet", dataset.catalog, TextFeatures(
         embeddings=emb, n_empty=0, n_cached=0, n_embedded=len(emb), model="random", dim=12,
         max_seq_length=128))
+    return config, out, dataset
 
+
+def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
+    """The torchrun entry point end to end: rank 0 writes a loadable 2T and its report."""
+    from hgrec.models.registry import load_model
+
+    config, out, dataset = _small_run(tmp_path)
     done = torchrun(["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out)])
     assert done.stdout.count("[hgrec] ddp: world_size 2") == 1  # printed by rank 0 only
     report = json.loads((out / "2t" / "training.json").read_text())
@@ -234,5 +243,113 @@ def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "2t").iterdir()) == ["model", "training.json"]
 
 
+def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
+    """--stage hgnn writes the pipeline's HGNN layout; --stage 2t-hgnn trains on it."""
+    from hgrec.models.registry import load_model
+    from hgrec.pipeline.run import load_item_embeddings
+
+    hgnn = {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2], "batch_size": 64,
+            "shared_negatives": 32, "max_epochs": 2, "max_steps_per_epoch": 3}
+    config, out, dataset = _small_run(tmp_path, hgnn=hgnn)
+    args = ["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out)]
+    done = torchrun([*args, "--stage", "hgnn"])
+    assert done.stdout.count("[hgrec] ddp: world_size 2") == 1
+    assert sorted(p.name for p in (out / "hgnn").iterdir()) == [
+        "embeddings.parquet", "history.json", "model.pt"]
+    history = json.loads((out / "hgnn" / "history.json").read_text())
+    assert history["world_size"] == WORLD and len(history["epochs"]) == 2
+    assert all(e["steps"] == 3 and e["world_size"] == WORLD for e in history["epochs"])
+    assert (out / "checkpoints" / "hgnn-ddp" / "hgnn_last.pt").is_file()  # a relaunch resumes
+    emb = load_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset)
+    assert emb.shape == (dataset.catalog.n_items, 8)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+    torchrun([*args, "--stage", "2t-hgnn", "--no-validate"])
+    model = load_model(out / "2t-hgnn" / "model")
+    assert model.name == "2t-hgnn"
+    items = dataset.catalog.items_of_type(dataset.target_type)
+    scores = model.score(dataset.histories(np.arange(3)), items)
+    assert scores.shape == (3, len(items)) and np.isfinite(scores).all()
+
+
+def test_ddp_main_2t_hgnn_without_hgnn_is_a_clear_error(tmp_path: Path) -> None:
+    config, out, _ = _small_run(tmp_path)
+    with pytest.raises(AssertionError, match="run --stage hgnn first"):
+        torchrun(["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out),
+                  "--stage", "2t-hgnn"])
+
+
+# HGNN: fan-outs below the planted graph's degrees, so neighbours really are sampled.
+HGNN_CASES = {"shared": {"shared_negatives": 16}, "per-anchor": {"shared_negatives": None}}
+
+
+def _hgnn_cfg(**kw: object) -> HGNNConfig:
+    base = dict(hidden_dim=32, out_dim=16, fanouts=[2, 2], batch_size=32, max_epochs=5,
+                patience=10, valid_fraction=0.2, valid_negatives=50, lr=5e-3)  # fmt: skip
+    return HGNNConfig(**{**base, **kw})
+
+
+def _hgnn_worker(out: Path) -> None:
+    """Run on every rank by :func:`test_ddp_hgnn_matches_single_process`."""
+    from hgrec.training.hgnn import train_hgnn
+    from tests.training.test_hgnn_training import _planted
+
+    torch.set_num_threads(1)
+    info = init_distributed(backend="gloo")
+    g, x = _planted()
+    report: dict[str, object] = {}
+    for name, kw in HGNN_CASES.items():  # loop over loss variants
+        res = train_hgnn(g, x, _hgnn_cfg(**kw), seed=0, progress=False)
+        emb = torch.from_numpy(res.embeddings)
+        both = all_gather_rows(emb, info)  # (W * n, d)
+        if info.is_main:
+            np.save(out / f"hgnn-{name}.npy", res.embeddings)
+            report[name] = {"history": res.history, "best_epoch": res.best_epoch,
+                            "ranks_agree": bool(torch.equal(both[: len(emb)], both[len(emb):]))}
+    if info.is_main:
+        (out / "hgnn.json").write_text(json.dumps(report))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_hgnn_matches_single_process(tmp_path: Path) -> None:
+    """Two gloo ranks, global batch 32 supervision edges (16 per rank), 5 epochs, both loss
+    variants (a shared negative pool, and P1's per-anchor negatives).
+
+    Each rank samples only its own seeds' computation graph; node-keyed neighbour draws and
+    the global batch's withheld pairs make every node's neighbourhood the single process's,
+    and the ranks' losses sum to the global loss. So DDP differs from one process only by
+    floating-point summation order. Tolerance: every embedding within 1e-4 (max |diff|) of
+    the single-process one after 5 epochs of unit-norm float32 vectors, where training with
+    another seed lands ~1 away (checked, so the bound means something); per-epoch losses
+    and validation MRR agree to 1e-4 relative; the loss falls.
+    """
+    from hgrec.training.hgnn import train_hgnn
+    from tests.training.test_hgnn_training import _planted
+
+    torchrun(["-m", "tests.training.test_distributed", str(tmp_path), "hgnn"])
+    report = json.loads((tmp_path / "hgnn.json").read_text())
+    g, x = _planted()
+    for name, kw in HGNN_CASES.items():  # loop over loss variants
+        rep = report[name]
+        assert rep["ranks_agree"], name  # the sharded inference gives every rank the same
+        got = np.load(tmp_path / f"hgnn-{name}.npy")
+        single = train_hgnn(g, x, _hgnn_cfg(**kw), seed=0, progress=False)
+        diff = np.abs(got - single.embeddings).max()
+        assert diff < 1e-4, (name, diff)
+        other = train_hgnn(g, x, _hgnn_cfg(**kw), seed=1, progress=False).embeddings
+        assert np.abs(other - single.embeddings).max() > 1e-2  # the bound separates runs
+        ddp_loss = [h["loss"] for h in rep["history"]]
+        np.testing.assert_allclose(ddp_loss, [h["loss"] for h in single.history], rtol=1e-4)
+        np.testing.assert_allclose([h["valid_mrr"] for h in rep["history"]],
+                                   [h["valid_mrr"] for h in single.history], rtol=1e-4)
+        assert ddp_loss[-1] < ddp_loss[0]
+        assert rep["best_epoch"] == single.best_epoch
+        assert {h["world_size"] for h in rep["history"]} == {WORLD}
+        assert [h["edges"] for h in rep["history"]] == [h["edges"] for h in single.history]
+
+
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]))
+    if sys.argv[2:] == ["hgnn"]:
+        _hgnn_worker(Path(sys.argv[1]))
+    else:
+        _worker(Path(sys.argv[1]))

@@ -27,6 +27,7 @@ from torch_geometric.nn import MessagePassing
 
 from hgrec.graph.types import CoGraph
 from hgrec.sampling.neighbors import Block, graph_adjacency
+from hgrec.training.distributed import SINGLE, DistInfo, all_gather_rows, shard_bounds
 
 
 POOL_IMPLS = ("auto", "dense", "scatter", "pyg")
@@ -347,7 +348,9 @@ class HGNN(nn.Module):
         )
 
 
-def hinge_loss(z_a: Tensor, z_p: Tensor, z_n: Tensor, margin: float) -> Tensor:
+def hinge_loss(
+    z_a: Tensor, z_p: Tensor, z_n: Tensor, margin: float, denominator: float | None = None
+) -> Tensor:
     """Margin loss of P1 Eq. 4: mean over anchors and negatives of
     max(0, z_a.z_n - z_a.z_p + margin).
 
@@ -356,13 +359,16 @@ def hinge_loss(z_a: Tensor, z_p: Tensor, z_n: Tensor, margin: float) -> Tensor:
         z_p: (B, d) positives.
         z_n: (B, K, d) negatives.
         margin: Delta.
+        denominator: divide the sum of the terms by this (a data-parallel rank passes the
+            global batch's B x K, so the ranks' losses add up to the global mean); None: B x K.
 
     Returns:
         scalar loss.
     """
     pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
     neg = torch.einsum("bd,bkd->bk", z_a, z_n)  # (B, K)
-    return F.relu(neg - pos + margin).mean()
+    hinge = F.relu(neg - pos + margin)
+    return hinge.mean() if denominator is None else hinge.sum() / denominator
 
 
 def shared_hinge_loss(
@@ -371,6 +377,7 @@ def shared_hinge_loss(
     z_pool: Tensor,
     margin: float,
     valid: Tensor | None = None,
+    denominator: float | None = None,
 ) -> Tensor:
     """Eq. 4 with a pool of random catalogue negatives shared by every anchor of the batch:
     mean over the valid (anchor, pool node) pairs of max(0, z_a.z_n - z_a.z_p + margin).
@@ -387,15 +394,19 @@ def shared_hinge_loss(
         valid: (B, P) bool, False for pairs to leave out (the pool node is the anchor or its
             positive, or is not of the positive's type when negatives are type-matched);
             None keeps all.
+        denominator: divide the sum of the valid terms by this (a data-parallel rank passes
+            the global batch's number of valid pairs, so the ranks' losses add up to the
+            global mean); None: this batch's number of valid pairs.
 
     Returns:
         scalar loss (0 when no pair is valid).
     """
     pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
     hinge = F.relu(z_a @ z_pool.T - pos + margin)  # (B, P)
-    if valid is None:
-        return hinge.mean()
-    return (hinge * valid).sum() / valid.sum().clamp(min=1)
+    total = hinge.sum() if valid is None else (hinge * valid).sum()
+    if denominator is None:
+        denominator = float(hinge.numel()) if valid is None else float(valid.sum())
+    return total / max(denominator, 1.0)
 
 
 @torch.no_grad()
@@ -404,6 +415,7 @@ def embed_items(
     graph: CoGraph,
     features: np.ndarray,
     batch_size: int = 262_144,
+    dist_info: DistInfo = SINGLE,
 ) -> np.ndarray:
     """Full-neighbourhood inference over the whole catalogue, layer by layer (no sampling).
 
@@ -412,11 +424,18 @@ def embed_items(
     their features with empty neighbourhoods. Memory stays bounded for heavy nodes because
     the max-pool runs over blocks of destination nodes holding about ``batch_size`` edges.
 
+    In parallel (``dist_info.distributed``, every rank calling with the same model, graph
+    and features) each rank computes its contiguous shard of every layer's rows and the
+    shards are all-gathered before the next layer (a node needs all its neighbours'
+    previous-layer states), so every rank returns the whole matrix and the pooling work,
+    the dominant cost, divides by the number of ranks.
+
     Args:
         model: a trained HGNN (its relations must include the graph's non-empty ones).
         graph: the graph to propagate over (n_items nodes).
         features: (n_items, in_dim) float32 node features.
         batch_size: edge budget of one destination block.
+        dist_info: the process group to share the work with (default: this process alone).
 
     Returns:
         (n_items, out_dim) float32 L2-normalised embeddings.
@@ -443,14 +462,16 @@ def embed_items(
     total_deg = sum((np.diff(c.indptr) for c in adjacency.values()), np.zeros(n, np.int64))
     cum = np.cumsum(total_deg)
     cuts = np.searchsorted(cum, np.arange(batch_size, int(cum[-1]) if n else 0, batch_size))
-    bounds = np.unique(np.concatenate([[0, n], cuts, np.arange(0, n, 65_536)]))
+    lo, hi = shard_bounds(n, dist_info)  # this rank's rows (all of them in one process)
+    bounds = np.concatenate([[0, n], cuts, np.arange(0, n, 65_536)])
+    bounds = np.unique(np.clip(bounds, lo, hi))
     for conv in model.convs:  # loop over layers
         msgs = {}
         for r in adjacency:  # only the relation's two node types ever send its messages
             rows = torch.from_numpy(np.flatnonzero(np.isin(graph.item_type, rel_types[r])))
             msgs[r] = h.new_zeros(n, conv.out_channels)
             msgs[r][rows] = conv.relation_messages(r, h[rows])
-        out = h.new_empty(n, conv.out_channels)
+        out = h.new_zeros(n, conv.out_channels)
         for a, b in zip(bounds[:-1], bounds[1:]):  # loop over node blocks
             a, b = int(a), int(b)
             pooled = h.new_zeros(b - a, conv.out_channels)
@@ -462,6 +483,24 @@ def embed_items(
                 dst = torch.from_numpy(np.repeat(np.arange(b - a), np.diff(csr.indptr[a : b + 1])))
                 pooled = pooled + conv.pool(msgs[r], torch.stack([src, dst]), b - a)
             out[a:b] = conv.update_nodes(conv.self_term(h[a:b], node_type[a:b]), pooled)
-        h = out
+        h = _gather_shards(out, n, dist_info)
     model.train(was_training)
     return F.normalize(h, p=2.0, dim=-1).numpy()
+
+
+def _gather_shards(rows: Tensor, n: int, info: DistInfo) -> Tensor:
+    """(n, d) matrix whose shard ``shard_bounds(n, rank)`` every rank has filled in ``rows``.
+
+    Each rank sends its shard padded to ceil(n / W) rows (all_gather needs equal shapes);
+    the padding is dropped after the gather.
+    """
+    if not info.distributed:
+        return rows
+    width = -(-n // info.world_size)
+    lo, hi = shard_bounds(n, info)
+    mine = rows.new_zeros(width, rows.size(1))
+    mine[: hi - lo] = rows[lo:hi]
+    parts = all_gather_rows(mine, info).view(info.world_size, width, -1)
+    keep = [parts[r, : b - a] for r in range(info.world_size)  # loop over ranks
+            for a, b in [shard_bounds(n, DistInfo(rank=r, world_size=info.world_size))]]
+    return torch.cat(keep)

@@ -7,6 +7,13 @@ vectorised over nodes and looped over the fan-out positions only). Without repla
 because the aggregator is an element-wise max: a repeated neighbour adds no information, so
 drawing distinct ones gets the most out of the fixed budget.
 
+Draws are *node-keyed* in the computation graph: the uniforms behind node v's neighbours at
+hop h in relation r are a hash of (batch salt, h, r, v, slot), not the next numbers of a
+stream. A node's neighbourhood is then a pure function of the batch's salt and the node,
+whatever else is in the batch, so data-parallel ranks that each sample only their own shard
+of the seeds (``hgrec.training.hgnn`` under torchrun) build exactly the neighbourhoods the
+single process builds for the same nodes, and their summed gradients are its gradient.
+
 PyG's NeighborLoader needs pyg-lib or torch-sparse (not installed); this module needs
 neither.
 """
@@ -23,13 +30,44 @@ from hgrec.graph.types import CoGraph, NeighborCSR
 from hgrec.sampling.exclusion import PairSet
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it permutes uint64
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def stream_key(salt: int, *path: int) -> int:
+    """A 64-bit key for one (salt, path...) stream, e.g. (batch salt, hop, relation)."""
+    return int(np.random.SeedSequence([salt, *path]).generate_state(1, np.uint64)[0])
+
+
+def node_uniforms(key: int, nodes: np.ndarray, slot: int) -> np.ndarray:
+    """(n,) float64 uniforms in [0, 1), each a pure function of (key, node, slot).
+
+    Args:
+        key: stream key (:func:`stream_key`).
+        nodes: (n,) int64 node indices.
+        slot: draw number within the node (Floyd's step).
+    """
+    with np.errstate(over="ignore"):
+        x = _mix64(nodes.astype(np.uint64) * _GOLDEN + np.uint64(slot))
+        x = _mix64(x ^ np.uint64(key))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
 def graph_adjacency(graph: CoGraph) -> dict[str, NeighborCSR]:
     """Both-direction CSR of every relation, keyed by relation name (sorted)."""
     return {r: graph.neighbors(r) for r in sorted(graph.relations)}
 
 
 def sample_neighbors(
-    csr: NeighborCSR, nodes: np.ndarray, fanout: int, rng: np.random.Generator | None
+    csr: NeighborCSR, nodes: np.ndarray, fanout: int, rng: np.random.Generator | int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample up to ``fanout`` distinct neighbours of each node, uniformly.
 
@@ -37,7 +75,9 @@ def sample_neighbors(
         csr: one relation's adjacency.
         nodes: (n,) int64 node indices.
         fanout: neighbours per node; < 0 keeps the full neighbourhood.
-        rng: generator for the draw (unused when fanout < 0).
+        rng: a generator (draws taken from its stream), or an int key: node-keyed draws
+            (:func:`node_uniforms`), so a node's sample does not depend on the other nodes
+            and a node listed twice gets the same sample twice. Unused when fanout < 0.
 
     Returns:
         row (M,) int64 position in ``nodes`` and nbr (M,) int64 neighbour node index, grouped
@@ -65,7 +105,8 @@ def sample_neighbors(
     # Each step is vectorised over all high-degree nodes; the loop runs `fanout` times.
     for j in range(fanout):
         upper = d - fanout + j
-        t = np.minimum((rng.random(len(big)) * (upper + 1)).astype(np.int64), upper)
+        u = node_uniforms(rng, nodes[big], j) if isinstance(rng, int) else rng.random(len(big))
+        t = np.minimum((u * (upper + 1)).astype(np.int64), upper)
         dup = (picks[:, :j] == t[:, None]).any(axis=1)
         picks[:, j] = np.where(dup, upper, t)
     row_big = np.repeat(big, fanout)
@@ -131,11 +172,16 @@ def build_computation_graph(
     draw hit an excluded neighbour keeps one neighbour fewer that step (a 1-in-fanout effect
     that keeps the draw identical to the unexcluded one, hence cheap and reproducible).
 
+    The draws are node-keyed (module docstring): ``rng`` gives one salt, and node v's
+    neighbours at hop h in relation r depend only on (salt, h, r, v). Sampling the union of
+    two seed sets therefore gives each node the same neighbours as sampling either set.
+
     Args:
         adjacency: relation name -> CSR over all ``n_items`` nodes.
         seeds: (S,) int64 node indices (anchors, positives, negatives; may repeat).
         fanouts: per-hop fan-out, the same for every relation; -1 = full neighbourhood.
-        rng: the generator of the draws.
+        rng: the generator of the batch salt (one draw per call, whatever the seeds, so
+            generators that start equal stay equal); None only with full neighbourhoods.
         n_items: number of graph nodes (size of the relabelling table).
         exclude: node pairs withheld from message passing (None: none).
 
@@ -148,9 +194,17 @@ def build_computation_graph(
     lut[nodes] = np.arange(len(nodes))
     hops: list[Block] = []
     n_excluded = 0
-    for fanout in fanouts:  # loop over hops
+    salt = None if rng is None else int(rng.integers(2**63))
+    relation_names = sorted(adjacency)  # stream ids stable whatever the mapping's order
+    for h, fanout in enumerate(fanouts):  # loop over hops
         n_dst = len(nodes)
-        sampled = {r: sample_neighbors(csr, nodes, fanout, rng) for r, csr in adjacency.items()}
+        sampled = {
+            r: sample_neighbors(
+                csr, nodes, fanout,
+                None if salt is None else stream_key(salt, h, relation_names.index(r)),
+            )
+            for r, csr in adjacency.items()
+        }  # fmt: skip
         if exclude is not None and len(exclude):
             for r, (row, nbr) in sampled.items():  # loop over relations
                 keep = ~exclude.contains(nodes[row], nbr)

@@ -1,19 +1,31 @@
-"""torchrun entry point: train the two-tower model data-parallel over processes or nodes.
+"""torchrun entry point: train the HGNN or a two-tower model data-parallel over processes or
+nodes.
 
 Usage::
 
-    torchrun --nproc_per_node=2 -m hgrec.training.ddp_main --config CONFIG --out DIR
+    torchrun --nproc_per_node=2 -m hgrec.training.ddp_main --config CONFIG --out DIR \
+        --stage hgnn          # then --stage 2t-hgnn (reads DIR/hgnn), or --stage 2t
     # several nodes: add --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT
+
+``--stage hgnn``: every rank reads the co-interaction graph from ``DIR/graph`` when it is
+there (a pipeline run directory, or the Spark engine's output) or builds it from the config
+(deterministic, so the ranks agree), trains with :func:`hgrec.training.hgnn.train_hgnn` under
+DDP (each rank samples its shard of every batch's supervision edges; checkpoints in
+``DIR/checkpoints/hgnn-ddp``, so a relaunch resumes), and rank 0 writes ``DIR/hgnn/``
+(``model.pt``, ``embeddings.parquet``, ``history.json``: the pipeline's HGNN layout).
+``--stage 2t-hgnn`` trains the 2T-HGNN on ``DIR/hgnn/embeddings.parquet`` into
+``DIR/2t-hgnn/``.
 
 Every rank loads the dataset from the config (the same seed gives the same split) and the
 text features: ``DIR/features/text.parquet`` when ``DIR`` is a pipeline run directory,
 otherwise rank 0 embeds the catalogue through the text cache (``features.cache_dir``) and the
-other ranks read the cache once it is filled. All ranks then run ``TwoTowerRecommender.fit``,
-whose :func:`hgrec.training.two_tower.train_two_tower` finds the process group and trains
-under DDP (gloo, global in-batch negatives), early-stopped on rank 0's valid mean HR@10 like
-``hgrec run``. Rank 0 alone writes ``DIR/2t/model`` (params.json + state.npz, loadable with
-:func:`hgrec.models.registry.load_model`) and ``DIR/2t/training.json``. The run directory's
-stage manifest is not updated: ``hgrec run`` still trains its own 2T stage.
+other ranks read the cache once it is filled. For the two-tower stages all ranks run
+``TwoTowerRecommender.fit``, whose :func:`hgrec.training.two_tower.train_two_tower` finds the
+process group and trains under DDP (gloo, global in-batch negatives), early-stopped on rank
+0's valid mean HR@10 like ``hgrec run``. Rank 0 alone writes ``DIR/<stage>/model``
+(params.json + state.npz, loadable with :func:`hgrec.models.registry.load_model`) and
+``DIR/<stage>/training.json``. The run directory's stage manifest is not updated:
+``hgrec run`` still trains its own stages.
 """
 
 from __future__ import annotations
@@ -31,14 +43,18 @@ from hgrec.data.dataset import Dataset
 from hgrec.models.base import Recommender
 from hgrec.training.distributed import DistInfo, barrier, cleanup, init_distributed
 
+STAGES = ("2t", "hgnn", "2t-hgnn")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="torchrun --nproc_per_node=N -m hgrec.training.ddp_main",
-        description="Train the two-tower model with DistributedDataParallel (gloo).",
+        description="Train the HGNN or a two-tower model with DistributedDataParallel (gloo).",
     )
+    p.add_argument("--stage", choices=STAGES, default="2t",
+                   help="what to train (default 2t); 2t-hgnn needs DIR/hgnn from --stage hgnn")
     p.add_argument("--config", type=Path, required=True, help="run config (YAML)")
-    p.add_argument("--out", type=Path, required=True, help="run directory; writes OUT/2t/")
+    p.add_argument("--out", type=Path, required=True, help="run directory; writes OUT/<stage>/")
     p.add_argument("--no-validate", action="store_true",
                    help="train two_tower.max_epochs epochs without early stopping")
     return p
@@ -65,17 +81,13 @@ def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train and save the 2T under DDP; returns the exit code (0 on success)."""
+    """Train and save ``--stage`` under DDP; returns the exit code (0 on success)."""
     from hgrec.datasets import load_dataset
-    from hgrec.evaluation.tuning import valid_score
-    from hgrec.models.two_tower import TwoTowerRecommender
-    from hgrec.pipeline.run import build_eval_queries, make_train_set
-    from hgrec.utils.artifacts import atomic_write_json
     from hgrec.utils.seed import seed_everything, set_threads
 
     args = _parser().parse_args(argv)
     config = Config.from_yaml(args.config)
-    # The towers run on CPU tensors: gloo even on a GPU machine.
+    # The models train on CPU tensors: gloo even on a GPU machine.
     info = init_distributed(backend="gloo")
     try:
         seed = config.runtime.seed
@@ -83,27 +95,85 @@ def main(argv: list[str] | None = None) -> int:
         set_threads(config.runtime.threads)
         dataset = load_dataset(config.data, seed)
         item_text = load_item_text(config, dataset, args.out, info)
-        train = make_train_set(dataset, item_text, seed)
-        popularity = dataset.item_popularity()
-        valid = {p: q for (p, s), q in build_eval_queries(dataset, config).items() if s == "valid"}
-
-        def validate(model: Recommender) -> float:  # called on rank 0 only
-            return valid_score(model, valid, dataset.catalog, popularity, config.eval)[0]
-
-        model = TwoTowerRecommender.from_config(
-            config.two_tower, progress=config.runtime.progress and info.is_main
-        )
-        model.fit(train, validate=None if args.no_validate else validate)
-        if info.is_main:
-            folder = args.out / "2t"
-            _save_atomically(model, folder / "model")
-            atomic_write_json(folder / "training.json", model.report_)
-            print(f"[hgrec] ddp: world_size {info.world_size}, best epoch "
-                  f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
+        if args.stage == "hgnn":
+            _train_hgnn(config, dataset, item_text, args.out, info)
+        else:
+            _train_two_tower(config, dataset, item_text, args, info)
         barrier(info)  # no rank leaves (and tears the group down) before rank 0 has written
     finally:
         cleanup(info)
     return 0
+
+
+def _train_two_tower(
+    config: Config, dataset: Dataset, item_text: np.ndarray, args: argparse.Namespace,
+    info: DistInfo,
+) -> None:
+    """The 2T (or 2T-HGNN on ``OUT/hgnn``) under DDP; rank 0 writes ``OUT/<stage>/``."""
+    from hgrec.evaluation.tuning import valid_score
+    from hgrec.models.two_tower import TwoTowerRecommender
+    from hgrec.pipeline.run import build_eval_queries, load_item_embeddings, make_train_set
+    from hgrec.utils.artifacts import atomic_write_json
+
+    hgnn_emb = None
+    if args.stage == "2t-hgnn":
+        path = args.out / "hgnn" / "embeddings.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run --stage hgnn first")
+        hgnn_emb = load_item_embeddings(path, dataset)
+    train = make_train_set(dataset, item_text, config.runtime.seed)
+    popularity = dataset.item_popularity()
+    valid = {p: q for (p, s), q in build_eval_queries(dataset, config).items() if s == "valid"}
+
+    def validate(model: Recommender) -> float:  # called on rank 0 only
+        return valid_score(model, valid, dataset.catalog, popularity, config.eval)[0]
+
+    model = TwoTowerRecommender.from_config(
+        config.two_tower, hgnn=hgnn_emb, progress=config.runtime.progress and info.is_main
+    )
+    model.fit(train, validate=None if args.no_validate else validate)
+    if info.is_main:
+        folder = args.out / args.stage
+        _save_atomically(model, folder / "model")
+        atomic_write_json(folder / "training.json", model.report_)
+        print(f"[hgrec] ddp: world_size {info.world_size}, best epoch "
+              f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
+
+
+def _train_hgnn(
+    config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
+) -> None:
+    """The HGNN under DDP; rank 0 writes ``OUT/hgnn/`` atomically (the pipeline's layout)."""
+    from hgrec.graph.build import build_cograph
+    from hgrec.graph.io import read_graph
+    from hgrec.pipeline.run import save_item_embeddings
+    from hgrec.training.hgnn import train_hgnn
+    from hgrec.utils.artifacts import atomic_torch_save, atomic_write_json
+
+    graph_dir = out / "graph"
+    if (graph_dir / "summary.json").is_file():
+        graph = read_graph(graph_dir, dataset.catalog)
+    else:
+        graph = build_cograph(dataset, config.graph, progress=False)
+    result = train_hgnn(
+        graph, item_text, config.hgnn, seed=config.runtime.seed,
+        checkpoint_dir=out / "checkpoints" / "hgnn-ddp",
+        progress=config.runtime.progress, dist_info=info,
+    )  # fmt: skip
+    if info.is_main:
+        folder = out / "hgnn"
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
+        atomic_torch_save(tmp / "model.pt", result.model.state_dict())
+        history = {"best_epoch": result.best_epoch, "epochs": result.history,
+                   "world_size": info.world_size}
+        atomic_write_json(tmp / "history.json", history)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        print(f"[hgrec] ddp: world_size {info.world_size}, best epoch {result.best_epoch}, "
+              f"saved {folder}", flush=True)
 
 
 def _save_atomically(model: Recommender, path: Path) -> None:

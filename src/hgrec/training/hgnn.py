@@ -13,6 +13,18 @@ link it must predict (message-passing leakage). 10% of every relation's edges ar
 against fixed random same-type negatives with full-neighbourhood inference, and training
 stops after ``patience`` epochs without a better validation MRR, keeping the best model.
 
+Data-parallel mode (``torchrun --nproc_per_node=N``, see :mod:`hgrec.training.ddp_main`):
+every rank draws the same global batch, negatives and batch salt from the same generator,
+takes its contiguous shard of the batch's supervision edges (the multi-link sampler's seed
+edges) and samples the computation graph of its own seeds only. Neighbour draws are
+node-keyed (:mod:`hgrec.sampling.neighbors`) and every rank withholds the whole batch's
+supervision pairs, so a node gets the same neighbourhood on any rank as in one process;
+each rank's loss is its terms' sum over the *global* batch's term count, DDP all-reduces
+the gradients, and a step is the single-process step up to floating-point summation
+order (tests/training/test_distributed.py measures the difference). Validation and the
+final inference are sharded over the ranks (:func:`hgrec.models.hgnn.embed_items`), so
+every rank takes the same early-stopping decision; rank 0 alone writes checkpoints.
+
 Every draw derives from the one ``seed``: the split and validation negatives from
 ``default_rng([seed, 0])``, epoch e's draws from ``default_rng([seed, 1, e])``, the weights
 from ``torch.manual_seed(seed)``. Because each epoch's generator is a pure function of
@@ -40,6 +52,7 @@ from hgrec.sampling.multilink import MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
 from hgrec.training.checkpoint import load_checkpoint, save_checkpoint
+from hgrec.training.distributed import DistInfo, all_reduce_sum, current_dist, shard_bounds
 
 CHECKPOINT_NAME = "hgnn_last.pt"
 
@@ -186,6 +199,7 @@ def train_hgnn(
     seed: int,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
+    dist_info: DistInfo | None = None,
 ) -> HGNNResult:
     """Train the HGNN on ``graph`` with ``features`` and embed every item.
 
@@ -196,12 +210,20 @@ def train_hgnn(
         seed: drives every random choice.
         checkpoint_dir: where ``hgnn_last.pt`` is written after every epoch; a rerun with
             the same folder resumes after the last completed epoch (None: no checkpoints).
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (rank 0 only under DDP).
+        dist_info: the process group, or None for the one initialised in this process (a
+            single process when there is none); see the module docstring.
 
     Returns:
-        HGNNResult.
+        HGNNResult (the same on every rank under DDP).
     """
     t0 = time.perf_counter()
+    info = current_dist() if dist_info is None else dist_info
+    if info.distributed and info.backend != "gloo":
+        raise ValueError(
+            f"HGNN DDP runs on CPU tensors and needs the gloo backend, got {info.backend!r}; "
+            "call init_distributed(backend='gloo')"
+        )
     features = np.ascontiguousarray(features, dtype=np.float32)
     if features.ndim != 2 or features.shape[0] != graph.n_items:
         raise ValueError(
@@ -231,6 +253,12 @@ def train_hgnn(
     types_all = torch.from_numpy(graph.item_type.astype(np.int64))
 
     model = build_model(graph, features.shape[1], cfg, seed)
+    net: torch.nn.Module = model
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # A relation absent from one rank's sampled graph leaves its weights unused there.
+        net = DistributedDataParallel(model, find_unused_parameters=True)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state: dict[str, Any] = {
         "epoch": -1, "best_metric": -np.inf, "best_epoch": -1, "bad_epochs": 0,
@@ -259,7 +287,7 @@ def train_hgnn(
         range(state["epoch"] + 1, cfg.max_epochs),
         desc="hgnn",
         unit="epoch",
-        disable=not progress,
+        disable=not (progress and info.is_main),
     )
     for epoch in bar:  # loop over epochs
         if state["bad_epochs"] >= cfg.patience:  # a resumed run that had already stopped
@@ -274,8 +302,10 @@ def train_hgnn(
                 neg = negatives.sample(batch.positive, rng)  # (B, K)
             else:
                 neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
-            seeds = np.concatenate([batch.anchor, batch.positive, neg.ravel()])
-            exclude = (
+            lo, hi = shard_bounds(b, info)  # this rank's supervision edges (all in one process)
+            own_neg = neg[lo:hi].ravel() if cfg.shared_negatives is None else neg
+            seeds = np.concatenate([batch.anchor[lo:hi], batch.positive[lo:hi], own_neg])
+            exclude = (  # the whole batch's pairs, on every rank
                 PairSet.from_pairs(batch.anchor, batch.positive, graph.n_items)
                 if cfg.exclude_supervision_edges
                 else None
@@ -283,19 +313,26 @@ def train_hgnn(
             cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, graph.n_items, exclude)
             n_excluded += cg.n_excluded
             nodes = torch.from_numpy(cg.nodes)
-            z = model(x_all[nodes], cg.blocks, types_all[nodes])[torch.from_numpy(cg.seed_local)]
-            z_a, z_p = z[:b], z[b : 2 * b]
+            z = net(x_all[nodes], cg.blocks, types_all[nodes])[torch.from_numpy(cg.seed_local)]
+            m = hi - lo
+            z_a, z_p = z[:m], z[m : 2 * m]
             if cfg.shared_negatives is None:
-                loss = hinge_loss(z_a, z_p, z[2 * b :].view(b, cfg.n_negatives, -1), cfg.margin)
+                z_n = z[2 * m :].view(m, cfg.n_negatives, -1)
+                loss = hinge_loss(z_a, z_p, z_n, cfg.margin, denominator=b * cfg.n_negatives)
             else:
-                pairs = torch.from_numpy(negatives.pool_mask(batch.anchor, batch.positive, neg))
-                loss = shared_hinge_loss(z_a, z_p, z[2 * b :], cfg.margin, pairs)  # (B, P) pairs
+                pairs = negatives.pool_mask(batch.anchor, batch.positive, neg)  # (B, P) global
+                loss = shared_hinge_loss(z_a, z_p, z[2 * m :], cfg.margin,
+                                         torch.from_numpy(pairs[lo:hi]), float(pairs.sum()))  # fmt: skip
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages gradients over ranks; the ranks' losses sum to the global loss.
+            (loss * info.world_size).backward()
             optimiser.step()
             losses.append(float(loss.detach()))
             n_edges += b
-        emb = embed_items(model, train_graph, features, cfg.inference_batch_edges)
+        if info.distributed:  # global per-step losses and exclusion counts
+            summed = all_reduce_sum([*losses, n_excluded], info)
+            losses, n_excluded = summed[:-1].tolist(), int(summed[-1])
+        emb = embed_items(model, train_graph, features, cfg.inference_batch_edges, info)
         figures = rank_validation(emb, valid)
         row = {
             "epoch": epoch,
@@ -305,6 +342,7 @@ def train_hgnn(
             "edges": n_edges,
             "excluded": n_excluded,
             "seconds": time.perf_counter() - te,
+            "world_size": info.world_size,
         }
         state["history"].append(row)
         metric = figures["valid_mrr"]
@@ -317,7 +355,7 @@ def train_hgnn(
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         stop = state["bad_epochs"] >= cfg.patience
-        if ckpt_path is not None:
+        if ckpt_path is not None and info.is_main:
             save_checkpoint(
                 ckpt_path,
                 {
@@ -337,7 +375,8 @@ def train_hgnn(
 
     model.load_state_dict(state["best_state"])
     model.eval()
-    embeddings = embed_items(model, graph, features, cfg.inference_batch_edges)
+    embeddings = embed_items(model, graph, features, cfg.inference_batch_edges, info)
+    del net  # drop the DDP wrapper (and its gradient hooks)
     return HGNNResult(
         model=model,
         embeddings=embeddings,
