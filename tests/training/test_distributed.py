@@ -264,6 +264,13 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     assert emb.shape == (dataset.catalog.n_items, 8)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
+    # Frozen weights, sharded inference: the same embeddings as the training run's own.
+    (out / "hgnn" / "embeddings.parquet").unlink()
+    done = torchrun([*args, "--stage", "hgnn-embed"])
+    assert done.stdout.count("embedded 150 items") == 1
+    again = load_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset)
+    np.testing.assert_allclose(again, emb, atol=1e-6)
+
     torchrun([*args, "--stage", "2t-hgnn", "--no-validate"])
     model = load_model(out / "2t-hgnn" / "model")
     assert model.name == "2t-hgnn"

@@ -14,7 +14,10 @@ DDP (each rank samples its shard of every batch's supervision edges; checkpoints
 ``DIR/checkpoints/hgnn-ddp``, so a relaunch resumes), and rank 0 writes ``DIR/hgnn/``
 (``model.pt``, ``embeddings.parquet``, ``history.json``: the pipeline's HGNN layout).
 ``--stage 2t-hgnn`` trains the 2T-HGNN on ``DIR/hgnn/embeddings.parquet`` into
-``DIR/2t-hgnn/``.
+``DIR/2t-hgnn/``. ``--stage hgnn-embed`` trains nothing: it recomputes
+``DIR/hgnn/embeddings.parquet`` from the frozen ``DIR/hgnn/model.pt`` over the current graph
+(P2's static layer, e.g. after a daily graph rebuild), the full-neighbourhood inference
+sharded over the ranks.
 
 Every rank loads the dataset from the config (the same seed gives the same split) and the
 text features: ``DIR/features/text.parquet`` when ``DIR`` is a pipeline run directory,
@@ -40,10 +43,11 @@ import numpy as np
 
 from hgrec.config import Config
 from hgrec.data.dataset import Dataset
+from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender
 from hgrec.training.distributed import DistInfo, barrier, cleanup, init_distributed
 
-STAGES = ("2t", "hgnn", "2t-hgnn")
+STAGES = ("2t", "hgnn", "2t-hgnn", "hgnn-embed")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train the HGNN or a two-tower model with DistributedDataParallel (gloo).",
     )
     p.add_argument("--stage", choices=STAGES, default="2t",
-                   help="what to train (default 2t); 2t-hgnn needs DIR/hgnn from --stage hgnn")
+                   help="what to train (default 2t); 2t-hgnn and hgnn-embed need DIR/hgnn from --stage hgnn")
     p.add_argument("--config", type=Path, required=True, help="run config (YAML)")
     p.add_argument("--out", type=Path, required=True, help="run directory; writes OUT/<stage>/")
     p.add_argument("--no-validate", action="store_true",
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         item_text = load_item_text(config, dataset, args.out, info)
         if args.stage == "hgnn":
             _train_hgnn(config, dataset, item_text, args.out, info)
+        elif args.stage == "hgnn-embed":
+            _embed_hgnn(config, dataset, item_text, args.out, info)
         else:
             _train_two_tower(config, dataset, item_text, args, info)
         barrier(info)  # no rank leaves (and tears the group down) before rank 0 has written
@@ -140,21 +146,49 @@ def _train_two_tower(
               f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
 
 
+def _graph(config: Config, dataset: Dataset, out: Path) -> CoGraph:
+    """``OUT/graph`` when there (a pipeline run, or the Spark engine's output), else built
+    from the config (deterministic, so every rank builds the same graph)."""
+    from hgrec.graph.build import build_cograph
+    from hgrec.graph.io import read_graph
+
+    if (out / "graph" / "summary.json").is_file():
+        return read_graph(out / "graph", dataset.catalog)
+    return build_cograph(dataset, config.graph, progress=False)
+
+
+def _embed_hgnn(
+    config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
+) -> None:
+    """Frozen ``OUT/hgnn/model.pt`` over the current graph; rank 0 rewrites the embeddings."""
+    import torch
+
+    from hgrec.models.hgnn import embed_items
+    from hgrec.pipeline.run import save_item_embeddings
+    from hgrec.training.hgnn import build_model
+
+    weights = out / "hgnn" / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing: run --stage hgnn first")
+    graph = _graph(config, dataset, out)
+    model = build_model(graph, item_text.shape[1], config.hgnn, config.runtime.seed)
+    model.load_state_dict(torch.load(weights))
+    emb = embed_items(model, graph, item_text, config.hgnn.inference_batch_edges, info)
+    if info.is_main:
+        save_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset, emb)
+        print(f"[hgrec] ddp: world_size {info.world_size}, embedded {len(emb):,} items with "
+              f"{weights}", flush=True)
+
+
 def _train_hgnn(
     config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
 ) -> None:
     """The HGNN under DDP; rank 0 writes ``OUT/hgnn/`` atomically (the pipeline's layout)."""
-    from hgrec.graph.build import build_cograph
-    from hgrec.graph.io import read_graph
     from hgrec.pipeline.run import save_item_embeddings
     from hgrec.training.hgnn import train_hgnn
     from hgrec.utils.artifacts import atomic_torch_save, atomic_write_json
 
-    graph_dir = out / "graph"
-    if (graph_dir / "summary.json").is_file():
-        graph = read_graph(graph_dir, dataset.catalog)
-    else:
-        graph = build_cograph(dataset, config.graph, progress=False)
+    graph = _graph(config, dataset, out)
     result = train_hgnn(
         graph, item_text, config.hgnn, seed=config.runtime.seed,
         checkpoint_dir=out / "checkpoints" / "hgnn-ddp",
