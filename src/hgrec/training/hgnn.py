@@ -329,7 +329,8 @@ def train_hgnn(
             optimiser.step()
             losses.append(float(loss.detach()))
             n_edges += b
-        if info.distributed:  # global per-step losses and exclusion counts
+        if info.distributed:  # global per-step losses; exclusions summed over the ranks'
+            # graphs (a node sampled on two ranks counts twice, unlike in one process)
             summed = all_reduce_sum([*losses, n_excluded], info)
             losses, n_excluded = summed[:-1].tolist(), int(summed[-1])
         emb = embed_items(model, train_graph, features, cfg.inference_batch_edges, info)
