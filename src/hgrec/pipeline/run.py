@@ -231,6 +231,7 @@ class Pipeline:
 
         from hgrec.models.hgnn import embed_items
         from hgrec.models.hgnn_knn import HGNNKNN
+        from hgrec.sampling.neighbors import DRAWS_VERSION
         from hgrec.training.hgnn import build_model, train_hgnn
 
         reuse = self.reuse_hgnn if stage == "hgnn" else None
@@ -240,7 +241,8 @@ class Pipeline:
             {"graph": self.run_dir.output_hash("graph"), "text": self.text_hash, "seed": self.seed,
              "hgnn": hgnn_cfg.model_dump(mode="json"), "stage": stage,
              "relations": {n: r.n_edges for n, r in graph.relations.items()},
-             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn")}
+             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn"),
+             "draws": DRAWS_VERSION}
         )
         with self.clock(stage):
             if not self.run_dir.is_done(stage, key):

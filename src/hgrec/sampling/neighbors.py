@@ -30,6 +30,10 @@ from hgrec.graph.types import CoGraph, NeighborCSR
 from hgrec.sampling.exclusion import PairSet
 
 
+# Changes whenever the same seed stops giving the same draws, so cached pipeline stages
+# trained with other draws are retrained (part of the HGNN stage key).
+DRAWS_VERSION = "node-keyed-1"
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it permutes uint64
 
 
