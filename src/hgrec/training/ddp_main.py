@@ -37,6 +37,7 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,7 +141,7 @@ def _train_two_tower(
     model.fit(train, validate=None if args.no_validate else validate)
     if info.is_main:
         folder = args.out / args.stage
-        _save_atomically(model, folder / "model")
+        _write_folder_atomically(folder / "model", model.save)
         atomic_write_json(folder / "training.json", model.report_)
         print(f"[hgrec] ddp: world_size {info.world_size}, best epoch "
               f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
@@ -196,26 +197,26 @@ def _train_hgnn(
     )  # fmt: skip
     if info.is_main:
         folder = out / "hgnn"
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
-        atomic_torch_save(tmp / "model.pt", result.model.state_dict())
-        history = {"best_epoch": result.best_epoch, "epochs": result.history,
-                   "world_size": info.world_size}
-        atomic_write_json(tmp / "history.json", history)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+
+        def write(tmp: Path) -> None:
+            tmp.mkdir(parents=True)
+            save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
+            atomic_torch_save(tmp / "model.pt", result.model.state_dict())
+            history = {"best_epoch": result.best_epoch, "epochs": result.history,
+                       "world_size": info.world_size}
+            atomic_write_json(tmp / "history.json", history)
+
+        _write_folder_atomically(folder, write)
         print(f"[hgrec] ddp: world_size {info.world_size}, best epoch {result.best_epoch}, "
               f"saved {folder}", flush=True)
 
 
-def _save_atomically(model: Recommender, path: Path) -> None:
-    """``model.save(path)`` into a sibling temporary folder, then moved into place, so a crash
-    never leaves a half-written model where a loader would find it."""
+def _write_folder_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` fills a sibling temporary folder, which is then moved into place, so a
+    crash never leaves a half-written folder where a loader would find it."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
+    write(tmp)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
 
