@@ -11,10 +11,15 @@ Two measurements (docs/hgnn.md):
   PyG's, measured in the same run on the same computation graph.
 * ``--mode exclusion``: seconds to sample one batch's computation graph with the batch's
   supervision pairs excluded (leakage fix) vs without, as a ratio, same seeds and draws.
+* ``--mode step``: the full-graph step against the mini-batch step, in one run on the same
+  graph and features: supervised edges per second of training (validation excluded) and
+  the seconds each needs to reach the best held-out MRR of the mini-batch reference (the
+  previous default budget, 4 epochs x 20 steps of 4,096 edges), as ratios.
 
     .venv/bin/python benchmarks/hgnn_train.py --steps 20 --epochs 2 --threads 1 [--features F.npy]
     .venv/bin/python benchmarks/hgnn_train.py --mode pool --threads 1
     .venv/bin/python benchmarks/hgnn_train.py --mode exclusion
+    .venv/bin/python benchmarks/hgnn_train.py --mode step --threads 2 --run runs/amazon-food-kitchen
 
 Without --features, random Gaussian 384-d features stand in for the text embeddings (the
 figures then measure what the graph alone teaches).
@@ -53,7 +58,7 @@ def sampler_on_off(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Names
     rows = {}
     for balanced in (True, False):
         cfg = HGNNConfig(**cfg_kw, balanced_sampler=balanced, max_steps_per_epoch=args.steps,
-                         max_epochs=args.epochs)  # fmt: skip
+                         max_epochs=args.epochs, step="minibatch")  # fmt: skip
         steps_full = MultiLinkSampler(train_g, balanced=balanced, batch_size=cfg.batch_size).n_batches()
         res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
         sec = float(np.mean([h["seconds"] for h in res.history]))
@@ -116,9 +121,40 @@ def exclusion_cost(g: CoGraph, cfg: HGNNConfig, repeats: int) -> None:
           f"sampling {off:.3f}s without, {on:.3f}s with exclusion, ratio {on / off:.2f}")
 
 
+def step_kinds(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Namespace) -> None:
+    """Edges per second and seconds to the reference MRR: full-graph vs mini-batch step."""
+    ref_cfg = HGNNConfig(**{**cfg_kw, "step": "minibatch", "max_epochs": 4, "max_steps_per_epoch": 20,
+                            "patience": 4})  # fmt: skip
+    full_cfg = HGNNConfig(**{**cfg_kw, "step": "full-graph", "max_epochs": args.epochs, "patience": 5})
+    out = {}
+    for name, cfg in (("mini-batch", ref_cfg), ("full-graph", full_cfg)):
+        res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
+        train_s = sum(h["train_seconds"] for h in res.history)
+        edges = sum(h["edges"] for h in res.history)
+        out[name] = (res, edges / train_s)
+        print(f"{name:10s}: {edges:,} edges in {train_s:.1f}s of steps ({sum(h['steps'] for h in res.history)} "
+              f"steps) = {edges / train_s:,.0f} edges/s; untrained MRR {res.untrained['valid_mrr']:.4f}, "
+              f"best {max(h['valid_mrr'] for h in res.history):.4f}; "
+              f"{sum(h['seconds'] for h in res.history):.1f}s with validation")  # fmt: skip
+    target = max(h["valid_mrr"] for h in out["mini-batch"][0].history)
+
+    def seconds_to(res: object) -> float:
+        t = 0.0
+        for h in res.history:  # type: ignore[attr-defined]
+            t += h["seconds"]
+            if h["valid_mrr"] >= target:
+                return t
+        return float("nan")
+
+    t_ref, t_full = seconds_to(out["mini-batch"][0]), seconds_to(out["full-graph"][0])
+    print(f"edges/s ratio full-graph / mini-batch = {out['full-graph'][1] / out['mini-batch'][1]:.1f}")
+    print(f"seconds to reach MRR {target:.4f} (validation included): mini-batch {t_ref:.1f}, "
+          f"full-graph {t_full:.1f}, ratio {t_full / t_ref:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["sampler", "pool", "exclusion"], default="sampler")
+    ap.add_argument("--mode", choices=["sampler", "pool", "exclusion", "step"], default="sampler")
     ap.add_argument("--steps", type=int, default=20, help="steps per epoch measured")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -126,15 +162,23 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default: HGNNConfig's")
     ap.add_argument("--repeats", type=int, default=3, help="steps timed per pool kernel")
     ap.add_argument("--features", type=Path, default=None)
+    ap.add_argument("--run", type=Path, default=None,
+                    help="use this run directory's graph and text features (not the quick graph)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.1f}, torch threads {args.threads}")
     t = time.perf_counter()
-    g = amazon_graph()
+    if args.run is not None:  # the run's graph and text features
+        from hgnn_quality import load_run
+
+        _, _, text, g = load_run(args.run)
+        args.features, x_run = None, text
+    else:
+        g, x_run = amazon_graph(), None
     print(f"graph: {g.n_items} items, { {r: e.n_edges for r, e in g.relations.items()} } "
           f"({time.perf_counter() - t:.1f}s)")  # fmt: skip
-    x = (
+    x = x_run if x_run is not None else (
         np.load(args.features).astype(np.float32)
         if args.features
         else np.random.default_rng(args.seed).normal(size=(g.n_items, 384)).astype(np.float32)
@@ -144,6 +188,8 @@ def main() -> None:
         pool_kernels(g, x, HGNNConfig(**cfg_kw), args.repeats)
     elif args.mode == "exclusion":
         exclusion_cost(g, HGNNConfig(**cfg_kw), max(args.repeats, 5))
+    elif args.mode == "step":
+        step_kinds(g, x, cfg_kw, args)
     else:
         sampler_on_off(g, x, cfg_kw, args)
 

@@ -209,3 +209,33 @@ def test_shared_hinge_loss_hand_case():
     per_anchor = hinge_loss(z_a, z_p, pool.expand(2, 3, 2), 0.5)
     assert shared_hinge_loss(z_a, z_p, pool, 0.5).item() == pytest.approx(per_anchor.item())
     assert shared_hinge_loss(z_a, z_p, pool, 0.5, torch.zeros(2, 3, dtype=torch.bool)).item() == 0.0
+
+
+def test_shared_infonce_matches_cross_entropy_reference():
+    """InfoNCE over the pool = cross-entropy with the positive as class 0 and the masked pool
+    entries removed, averaged over anchors (or summed over ``denominator``)."""
+    from hgrec.models.hgnn import shared_infonce_loss
+
+    g = torch.Generator().manual_seed(0)
+    z_a, z_p = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    pool = torch.randn(5, 4, generator=g)
+    valid = torch.rand(6, 5, generator=g) > 0.3
+    tau = 0.2
+    ref = []
+    for i in range(6):  # loop reference
+        logits = torch.cat([(z_a[i] @ z_p[i])[None], (pool[valid[i]] @ z_a[i])]) / tau
+        ref.append(torch.nn.functional.cross_entropy(logits[None], torch.tensor([0])))
+    got = shared_infonce_loss(z_a, z_p, pool, tau, valid)
+    assert torch.allclose(got, torch.stack(ref).mean(), atol=1e-6)
+    half = shared_infonce_loss(z_a[:3], z_p[:3], pool, tau, valid[:3], denominator=6.0)
+    rest = shared_infonce_loss(z_a[3:], z_p[3:], pool, tau, valid[3:], denominator=6.0)
+    assert torch.allclose(half + rest, got, atol=1e-6)
+
+
+def test_per_anchor_infonce_is_the_shared_loss_with_each_anchors_own_pool():
+    from hgrec.models.hgnn import infonce_loss, shared_infonce_loss
+
+    g = torch.Generator().manual_seed(1)
+    z_a, z_p, z_n = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(4, 5, 3, generator=g)
+    per = torch.stack([shared_infonce_loss(z_a[i:i + 1], z_p[i:i + 1], z_n[i], 0.3) for i in range(4)])
+    assert torch.allclose(infonce_loss(z_a, z_p, z_n, 0.3), per.mean(), atol=1e-6)

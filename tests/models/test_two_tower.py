@@ -226,3 +226,115 @@ def test_from_config_passes_id_params() -> None:
     cfg = TwoTowerConfig(id_dim=12, id_min_count=4, id_shared=True)
     params = TwoTowerRecommender.from_config(cfg, progress=False).get_params()
     assert (params["id_dim"], params["id_min_count"], params["id_shared"]) == (12, 4, True)
+
+
+# ---------------------------------------------------------------------------- runtime.device
+def test_device_cpu_trains_identically_to_the_default(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    """device="cpu" is today's default path: same seed, bit-identical vectors and lists."""
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    train = train_set(ds, text)
+    params = {**SMALL, **IDS_SHARED}
+    default = TwoTowerRecommender(z, **params).fit(train)
+    on_cpu = TwoTowerRecommender(z, **params, device="cpu").fit(train)
+    assert on_cpu.device == torch.device("cpu") and "device" not in on_cpu.get_params()
+    assert on_cpu.user_tower is not None and on_cpu.item_tower is not None
+    tower_params = [*on_cpu.user_tower.parameters(), *on_cpu.item_tower.parameters()]
+    assert all(p.device.type == "cpu" for p in tower_params)
+    def losses(m: TwoTowerRecommender) -> list[float]:
+        return [e["loss"] for e in m.report_["epochs"]]
+
+    assert losses(on_cpu) == losses(default)
+    queries, cands = ds.histories(ds.users_in("valid")), ds.catalog.items_of_type("food")
+    np.testing.assert_array_equal(on_cpu.item_vectors(), default.item_vectors())
+    for got, want in zip(on_cpu.recommend(queries, cands, k=5, exclude=queries),
+                         default.recommend(queries, cands, k=5, exclude=queries)):
+        np.testing.assert_array_equal(got, want)
+    on_cpu.save(tmp_path / "m")
+    loaded = TwoTowerRecommender.load(tmp_path / "m", device="cpu")
+    assert loaded.device == torch.device("cpu")
+    np.testing.assert_array_equal(loaded.score(queries, cands), default.score(queries, cands))
+
+
+def test_from_config_passes_the_device() -> None:
+    from hgrec.config import TwoTowerConfig
+
+    model = TwoTowerRecommender.from_config(TwoTowerConfig(), progress=False, device="cpu")
+    assert model.device == torch.device("cpu")
+    assert TwoTowerRecommender.from_config(TwoTowerConfig()).device == torch.device("cpu")
+
+
+@pytest.mark.parametrize("build", ["constructor", "from_config", "to", "load"])
+def test_cuda_without_a_gpu_fails_before_training(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build: str
+) -> None:
+    """CUDA asked for where it is unavailable (forced here, so this runs on GPU machines too):
+    a one-line UserError naming runtime.device, and no training step is taken."""
+    from hgrec.config import TwoTowerConfig
+    from hgrec.errors import UserError
+
+    ds = tiny_dataset
+    text, _ = planted_features(ds)
+    train = train_set(ds, text)
+    fitted = None
+    if build in ("to", "load"):  # fitted on the CPU before CUDA "disappears"
+        fitted = TwoTowerRecommender(**{**SMALL, "max_epochs": 1}).fit(train)
+        fitted.save(tmp_path / "m")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("hgrec.training.two_tower.train_two_tower", no_training)
+    with pytest.raises(UserError, match="runtime.device") as err:
+        if build == "constructor":
+            TwoTowerRecommender(**SMALL, device="cuda").fit(train)
+        elif build == "from_config":
+            cfg = TwoTowerConfig()
+            TwoTowerRecommender.from_config(cfg, progress=False, device="cuda").fit(train)
+        elif build == "to":
+            assert fitted is not None
+            fitted.to("cuda").fit(train)
+        else:
+            TwoTowerRecommender.load(tmp_path / "m", device="cuda")
+    assert "\n" not in str(err.value)
+    if fitted is not None:  # a refused move leaves the model where it was
+        assert fitted.device == torch.device("cpu")
+
+
+def test_ddp_training_refuses_a_cuda_device(tiny_dataset: Dataset) -> None:
+    """Two-tower DDP runs on gloo / CPU: a non-CPU model device is a UserError up front."""
+    from hgrec.errors import UserError
+    from hgrec.training.distributed import DistInfo
+    from hgrec.training.two_tower import train_two_tower
+
+    ds = tiny_dataset
+    text, _ = planted_features(ds)
+    train = train_set(ds, text)
+    model = TwoTowerRecommender(**{**SMALL, "max_epochs": 1}).fit(train)  # built, on the CPU
+    model.device = torch.device("cuda")  # as if built on a GPU machine; nothing runs there
+    with pytest.raises(UserError, match="runtime.device.*CPU only"):
+        train_two_tower(model, train, dist_info=DistInfo(rank=0, world_size=2, backend="gloo"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_device_trains_and_saves_cpu_state(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    train = train_set(ds, text)
+    model = TwoTowerRecommender(z, **SMALL, **IDS_SHARED, device="cuda").fit(train)
+    assert model.item_tower is not None and model.item_tower.id_table is not None
+    assert model.item_tower.id_table.weight.device.type == "cuda"
+    queries, cands = ds.histories(ds.users_in("valid")), ds.catalog.items_of_type("food")
+    s = model.score(queries, cands)
+    assert isinstance(s, np.ndarray) and s.dtype == np.float32 and np.isfinite(s).all()
+    model.save(tmp_path / "m")
+    loaded = TwoTowerRecommender.load(tmp_path / "m")  # CPU
+    assert loaded.device == torch.device("cpu")
+    np.testing.assert_array_equal(loaded.item_vectors(), model.item_vectors())
+    np.testing.assert_allclose(loaded.score(queries, cands), s, atol=1e-4)
+    # same init and batches as on the CPU; only float rounding differs (loose bound)
+    cpu = TwoTowerRecommender(z, **SMALL, **IDS_SHARED).fit(train)
+    assert np.abs(cpu.item_vectors() - model.item_vectors()).max() < 0.05

@@ -61,6 +61,13 @@ def test_run_writes_a_complete_run(small_run: tuple[Path, Path, Path]) -> None:
     report = (out / "report.md").read_text()
     assert all(name in report for name in expected)
     assert (out / "tiers.png").stat().st_size > 0
+    history = json.loads((out / "hgnn" / "history.json").read_text())
+    assert metrics["hgnn_training"]["best_epoch"] == history["best_epoch"]
+    assert len(metrics["hgnn_training"]["epochs"]) == len(history["epochs"]) > 0
+    assert (out / "hgnn_learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "# HGNN learning curve (hgnn)" in report and " (best) " in report
+    assert "![HGNN learning curve](hgnn_learning_curve.png)" in report
+    assert not (out / "hgnn" / "hgnn_learning_curve.png").exists()  # the stage stays as hashed
     users = pd.read_parquet(out / "vectors" / "users.parquet")
     items = pd.read_parquet(out / "vectors" / "items.parquet")
     assert len(users) == 300 and len(items) == 150 and len(items["vector"].iloc[0]) == 128
@@ -119,5 +126,26 @@ def test_experiments_and_reused_hgnn(small_run: tuple[Path, Path, Path]) -> None
     assert "Table 4" in report and "F) source-source relations only" in report
     history = json.loads((out / "hgnn" / "history.json").read_text())
     assert history == {"reused_from": str(first)}
+    assert "hgnn_training" not in metrics and "HGNN learning curve" not in report
+    assert not (out / "hgnn_learning_curve.png").exists()  # frozen weights: no curve
     assert not list((out / "checkpoints").glob("hgnn-*"))  # no main HGNN was trained
     assert list((out / "checkpoints").glob("ablation-A-hgnn-*"))  # the ablations were
+
+
+def test_report_holds_the_hgnn_learning_curve(tmp_path: Path) -> None:
+    """read_hgnn_history keeps trained histories only; render_full_report adds their section
+    after the tables and before the stage times."""
+    from hgrec.pipeline.run import read_hgnn_history, render_full_report
+
+    assert read_hgnn_history(tmp_path) is None
+    (tmp_path / "history.json").write_text('{"reused_from": "/runs/a"}')
+    assert read_hgnn_history(tmp_path) is None
+    rows = [{"epoch": 0, "loss": 0.5, "valid_mrr": float("nan"), "valid_hr10": 0.2, "seconds": 1.0}]
+    (tmp_path / "history.json").write_text(json.dumps({"best_epoch": 0, "epochs": rows}))
+    history = read_hgnn_history(tmp_path)
+    assert history is not None and history["epochs"][0]["loss"] == 0.5
+    metrics = {"dataset": "d", "target_type": "t", "protocols": {}, "stage_seconds": {"x": 1.0},
+               "hgnn_training": history}
+    report = render_full_report(metrics)
+    assert report.index("# HGNN learning curve (hgnn)") < report.index("# Stage times")
+    assert "| 0 (best) |" in report

@@ -53,3 +53,15 @@ def test_pool_mask_hand_case(type_matched):
     if type_matched:  # positive 1 has type 1 (pool types 1, 1, 2, 2, 0); positive 8 type 2
         expected &= np.array([[1, 1, 0, 0, 0], [0, 0, 1, 1, 0]], dtype=bool)
     assert np.array_equal(s.pool_mask(anchor, positive, pool), expected)
+
+
+@pytest.mark.parametrize("type_matched", [False, True])
+def test_pool_valid_count_equals_mask_sum(type_matched):
+    rng = np.random.default_rng(5)
+    item_type = rng.integers(0, 3, size=60)
+    s = NegativeSampler(item_type, 4, type_matched=type_matched)
+    for _ in range(20):
+        pool = s.sample_pool(25, rng)
+        anchor = rng.integers(0, 60, size=40)
+        positive = (anchor + rng.integers(1, 60, size=40)) % 60  # never the anchor
+        assert s.pool_valid_count(anchor, positive, pool) == s.pool_mask(anchor, positive, pool).sum()

@@ -249,7 +249,7 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     from hgrec.pipeline.run import load_item_embeddings
 
     hgnn = {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2], "batch_size": 64,
-            "shared_negatives": 32, "max_epochs": 2, "max_steps_per_epoch": 3}
+            "shared_negatives": 32, "max_epochs": 2, "max_steps_per_epoch": 3, "step": "minibatch"}
     config, out, dataset = _small_run(tmp_path, hgnn=hgnn)
     args = ["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out)]
     done = torchrun([*args, "--stage", "hgnn"])
@@ -287,7 +287,13 @@ def test_ddp_main_2t_hgnn_without_hgnn_is_a_clear_error(tmp_path: Path) -> None:
 
 
 # HGNN: fan-outs below the planted graph's degrees, so neighbours really are sampled.
-HGNN_CASES = {"shared": {"shared_negatives": 16}, "per-anchor": {"shared_negatives": None}}
+HGNN_CASES = {
+    "shared": {"shared_negatives": 16, "step": "minibatch"},
+    "per-anchor": {"shared_negatives": None, "step": "minibatch"},
+    # every rank runs the whole-graph forward and its shard of the batch's loss chunks
+    "full-graph": {"shared_negatives": 16, "step": "full-graph", "full_graph_batch_size": 24,
+                   "loss": "infonce", "supervision_fraction": 0.5},
+}
 
 
 def _hgnn_cfg(**kw: object) -> HGNNConfig:
@@ -320,7 +326,8 @@ def _hgnn_worker(out: Path) -> None:
 
 def test_ddp_hgnn_matches_single_process(tmp_path: Path) -> None:
     """Two gloo ranks, global batch 32 supervision edges (16 per rank), 5 epochs, both loss
-    variants (a shared negative pool, and P1's per-anchor negatives).
+    variants (a shared negative pool, and P1's per-anchor negatives) of the mini-batch step,
+    and the full-graph step (global batch 24, InfoNCE).
 
     Each rank samples only its own seeds' computation graph; node-keyed neighbour draws and
     the global batch's withheld pairs make every node's neighbourhood the single process's,

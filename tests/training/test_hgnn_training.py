@@ -36,15 +36,24 @@ def _cfg(**kw) -> HGNNConfig:
 @pytest.mark.parametrize(
     "negatives",
     [
-        dict(shared_negatives=None),
-        dict(shared_negatives=16),
-        dict(shared_negatives=16, type_matched_negatives=True),
+        dict(shared_negatives=None, step="minibatch"),
+        dict(shared_negatives=None, step="minibatch", loss="hinge"),
+        dict(shared_negatives=16, step="minibatch"),
+        dict(shared_negatives=16, type_matched_negatives=True, step="minibatch"),
+        dict(shared_negatives=16, step="minibatch", loss="infonce"),
+        dict(shared_negatives=16, step="full-graph", full_graph_batch_size=24),
+        dict(shared_negatives=16, step="full-graph", full_graph_batch_size=24, loss="infonce"),
+        dict(shared_negatives=16, step="full-graph", type_matched_negatives=True,
+             full_graph_batch_size=24, loss="infonce"),
     ],
 )
 def test_training_lowers_loss_and_beats_random(negatives):
-    """Per-anchor negatives (P1) and a shared pool both learn the planted clusters."""
+    """Both steps, both losses, per-anchor negatives (P1) and a shared pool all learn the
+    planted clusters."""
     g, x = _planted()
     res = train_hgnn(g, x, _cfg(max_epochs=8, **negatives), seed=0, checkpoint_dir=None, progress=False)
+    assert res.mode == negatives["step"]
+    assert all(h["mode"] == negatives["step"] for h in res.history)
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0]
     assert res.embeddings.shape == (g.n_items, 16)
@@ -71,17 +80,18 @@ def test_validation_split_is_disjoint_and_sized():
         assert not set(zip(tr.src, tr.dst)) & set(zip(va.src, va.dst))
 
 
-def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("step", ["minibatch", "full-graph"])
+def test_resume_matches_uninterrupted(tmp_path, monkeypatch, step):
     g, x = _planted()
-    cfg = _cfg(max_epochs=4)
+    cfg = _cfg(max_epochs=4, step=step, full_graph_batch_size=24)
     full = train_hgnn(g, x, cfg, seed=3, checkpoint_dir=None, progress=False)
 
     real = training.rank_validation
     calls = {"n": 0}
 
-    def crash_at_third(*a, **k):
+    def crash_at_third(*a, **k):  # call 1 ranks the untrained model, then one per epoch
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 4:
             raise KeyboardInterrupt
         return real(*a, **k)
 
@@ -96,11 +106,13 @@ def test_resume_matches_uninterrupted(tmp_path, monkeypatch):
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-5)
     assert resumed.best_epoch == full.best_epoch
     assert np.allclose(resumed.embeddings, full.embeddings, atol=1e-5)
+    assert resumed.untrained == full.untrained
     with pytest.raises(ValueError, match="another config"):
-        train_hgnn(g, x, _cfg(max_epochs=4, shared_negatives=None), seed=3,
+        train_hgnn(g, x, _cfg(max_epochs=4, shared_negatives=None, step=step), seed=3,
                    checkpoint_dir=tmp_path, progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="another config"):
-        train_hgnn(g, x, _cfg(max_epochs=4, margin=0.3), seed=3, checkpoint_dir=tmp_path, progress=False)
+        train_hgnn(g, x, _cfg(max_epochs=4, margin=0.3, step=step), seed=3, checkpoint_dir=tmp_path,
+                   progress=False)
 
 
 def test_early_stopping_and_max_steps():
@@ -144,7 +156,8 @@ def test_batches_never_see_their_supervision_edges(monkeypatch, exclude):
         return cg
 
     monkeypatch.setattr(training, "build_computation_graph", checked)
-    cfg = _cfg(max_epochs=2, shared_negatives=pool, exclude_supervision_edges=exclude)
+    cfg = _cfg(max_epochs=2, shared_negatives=pool, exclude_supervision_edges=exclude,
+               step="minibatch")
     res = train_hgnn(g, x, cfg, seed=0, checkpoint_dir=None, progress=False)
     assert seen["steps"] == sum(h["steps"] for h in res.history) > 0
     assert sum(h["excluded"] for h in res.history) == seen["excluded"]
@@ -152,3 +165,88 @@ def test_batches_never_see_their_supervision_edges(monkeypatch, exclude):
         assert seen["leaks"] == 0 and seen["excluded"] > 0
     else:
         assert seen["leaks"] > 0 and seen["excluded"] == 0
+
+
+def test_untrained_reference_is_the_first_model():
+    """``untrained`` ranks the initial weights: a model trained with lr ~ 0 stays there."""
+    g, x = _planted()
+    res = train_hgnn(g, x, _cfg(max_epochs=1, lr=1e-12), seed=2, progress=False)
+    assert res.untrained["valid_mrr"] == pytest.approx(res.history[0]["valid_mrr"], abs=1e-6)
+    trained = train_hgnn(g, x, _cfg(max_epochs=8), seed=2, progress=False)
+    assert trained.untrained == res.untrained
+    assert max(h["valid_mrr"] for h in trained.history) > 1.2 * trained.untrained["valid_mrr"]
+
+
+def test_full_graph_step_never_passes_messages_over_supervision_edges(monkeypatch):
+    """In a full-graph step, the step's supervision pairs are absent from the message-passing
+    adjacency its computation graph is sampled from, and every node is computed."""
+    g, x = _planted()
+    seen = {"steps": 0, "leaks": 0}
+    batches: list = []
+    real_batches = training.MultiLinkSampler.batches
+
+    def recording(self, rng, max_batches=None):
+        for b in real_batches(self, rng, max_batches):
+            batches.append(b)
+            yield b
+
+    real_build = training.build_computation_graph
+
+    def checked(adjacency, seeds, fanouts, rng, n_items, exclude_pairs=None):
+        if len(seeds) == n_items:  # a full-graph step (choose_step's probe is smaller)
+            b = batches[-1]
+            sup = {(min(a, p), max(a, p)) for a, p in zip(b.anchor.tolist(), b.positive.tolist())}
+            for csr in adjacency.values():
+                src = np.repeat(np.arange(n_items), np.diff(csr.indptr))
+                seen["leaks"] += sum((min(u, v), max(u, v)) in sup
+                                     for u, v in zip(src.tolist(), csr.indices.tolist()))  # fmt: skip
+            assert np.array_equal(np.sort(seeds), np.arange(n_items))
+            seen["steps"] += 1
+        return real_build(adjacency, seeds, fanouts, rng, n_items, exclude_pairs)
+
+    monkeypatch.setattr(training.MultiLinkSampler, "batches", recording)
+    monkeypatch.setattr(training, "build_computation_graph", checked)
+    cfg = _cfg(max_epochs=2, step="full-graph", full_graph_batch_size=16, supervision_fraction=0.3)
+    res = train_hgnn(g, x, cfg, seed=0, progress=False)
+    assert seen["steps"] == sum(h["steps"] for h in res.history) > 2
+    assert seen["leaks"] == 0
+    assert all(h["excluded"] > 0 for h in res.history)
+
+
+def test_full_graph_loss_chunks_give_the_unchunked_step(monkeypatch):
+    """The loss computed in chunks of edges (gradient accumulated on detached embeddings and
+    sent back once) trains exactly as one chunk does."""
+    g, x = _planted()
+    cfg = _cfg(max_epochs=2, step="full-graph", full_graph_batch_size=40, loss="infonce")
+    whole = train_hgnn(g, x, cfg, seed=4, progress=False)
+    monkeypatch.setattr(training, "LOSS_CHUNK", 7)
+    chunked = train_hgnn(g, x, cfg, seed=4, progress=False)
+    assert [h["loss"] for h in chunked.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-5)
+    assert np.allclose(chunked.embeddings, whole.embeddings, atol=1e-5)
+
+
+def test_choose_step_auto_and_forced():
+    """auto: full-graph when one mini-batch's computation graph covers half the nodes."""
+    from hgrec.sampling.multilink import MultiLinkSampler
+    from hgrec.sampling.negatives import NegativeSampler
+    from hgrec.sampling.neighbors import graph_adjacency
+
+    g, _ = _planted()
+    neg = NegativeSampler(g.item_type, 5)
+    dense = MultiLinkSampler(g, batch_size=64)
+    assert training.choose_step(_cfg(shared_negatives=16), graph_adjacency(g), dense, neg, g.n_items, 0)[0] == "full-graph"
+    tiny = MultiLinkSampler(g, batch_size=1)
+    mode, why = training.choose_step(_cfg(shared_negatives=1, fanouts=[1]), graph_adjacency(g), tiny,
+                                     neg, g.n_items, 0)  # fmt: skip
+    assert mode == "minibatch" and "nodes" in why
+    forced = _cfg(step="minibatch", shared_negatives=16)
+    assert training.choose_step(forced, graph_adjacency(g), dense, neg, g.n_items, 0) == ("minibatch", "forced by hgnn.step")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
+    from hgrec.errors import UserError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    g, x = _planted()
+    with pytest.raises(UserError, match="runtime.device"):
+        train_hgnn(g, x, _cfg(), seed=0, progress=False, device="cuda")

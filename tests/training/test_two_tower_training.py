@@ -163,3 +163,28 @@ def test_quick_validate_is_a_hit_rate(tiny_dataset: Dataset) -> None:
     hr = quick_validate(model, ds, "valid", "food")
     assert 0.0 <= hr <= 1.0
     assert quick_validate(model, ds, "valid", "food", max_users=0) == 0.0
+
+
+def test_cold_twins_drop_the_positive_type_from_mixed_histories():
+    """Hand case: types a=0 (items 0-2), b=1 (items 3-5). A twin exists only where the
+    history before the positive holds its type and another type; it keeps the other type
+    (last max_history of them) and the original examples come first, unchanged."""
+    from hgrec.data.histories import Histories
+    from hgrec.training.two_tower import build_examples, cold_twin_examples
+
+    item_type = np.array([0, 0, 0, 1, 1, 1])
+    h = Histories.from_lists([[3, 0, 4, 1], [0, 1], [3, 4, 0]])
+    rows, targets, _ = build_examples(h)
+    pool, r, s, e, pos = cold_twin_examples(h, item_type, rows, targets, max_history=10)
+    n = len(rows)
+    assert np.array_equal(r[:n], rows) and np.array_equal(pos[:n], h.items[targets])
+    got = {(int(r[k]), int(pos[k]), tuple(pool.spans(s[k:k + 1], e[k:k + 1]).items.tolist()))
+           for k in range(n, len(r))}
+    # user 0: 4 after [3, 0] -> twin [0]; 1 after [3, 0, 4] -> twin [3, 4]
+    # user 1: [0] -> 1 has no other type before it: no twin; user 2: 0 after [3, 4] is cold already
+    assert got == {(0, 4, (0,)), (0, 1, (3, 4))}
+    # the original examples' spans are the prefix histories
+    for k in range(n):
+        assert pool.spans(s[k:k + 1], e[k:k + 1]).items.tolist() == h.items[h.indptr[rows[k]]:targets[k]].tolist()
+    _, _, s2, e2, _ = cold_twin_examples(h, item_type, rows, targets, max_history=1)
+    assert (e2 - s2).max() == 1

@@ -29,6 +29,13 @@ within the top k (else 0).
 
 The streaming :class:`RetrievalMetrics` follows PyG's ``metrics/link_pred.py``: ``update`` per
 batch of users, ``compute`` at the end, equal to the one-shot functions on the whole batch.
+
+Bootstrap intervals (:func:`bootstrap_means`, :func:`bootstrap_ci`): HR@k and MRR@k are means
+of per-user values, so their spread is estimated by resampling the averaged users with
+replacement, ``BOOTSTRAP_RESAMPLES`` = 1000 times, from ``np.random.default_rng(BOOTSTRAP_SEED)``
+(seed 0): the same users give the same interval on every run, and two vectors over the same
+users are resampled with the same indices (a paired comparison is the bootstrap of their
+difference). The interval is the 2.5th and 97.5th percentile of the resampled means.
 """
 
 from __future__ import annotations
@@ -213,6 +220,64 @@ def coverage(topk: np.ndarray, catalog_size: int, k: int = 100) -> float:
     return len(sorted_unique(top[top >= 0])) / catalog_size
 
 
+# ---------------------------------------------------------------------------------- bootstrap
+BOOTSTRAP_RESAMPLES = 1000  # B: resamples of the users
+BOOTSTRAP_SEED = 0  # fixed: identical reruns give identical intervals
+CI_LEVEL = 0.95  # two-sided percentile interval
+_BOOT_CELLS = 1 << 22  # (resamples x users) index cells drawn at once: 32 MB of int64
+
+
+def bootstrap_means(
+    values: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
+    """Means of ``values`` over ``n_resamples`` resamples of its users with replacement.
+
+    Args:
+        values: (n,) or (m, n) float per-user values (the last axis is the users).
+        n_resamples: B.
+        seed: seed of ``np.random.default_rng``; the resample indices depend only on
+            (seed, n, B), so every vector over the same n users sees the same resamples.
+
+    Returns:
+        (B,) or (m, B) float64 resampled means; NaN when n = 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    n = values.shape[-1]
+    out = np.full((*values.shape[:-1], n_resamples), np.nan)
+    if n == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    step = max(1, _BOOT_CELLS // n)  # depends on n only, so the draws do too
+    for s in range(0, n_resamples, step):  # one block unless n_users * B > _BOOT_CELLS
+        e = min(s + step, n_resamples)
+        idx = rng.integers(0, n, size=(e - s, n))  # (b, n) resampled user indices
+        out[..., s:e] = values[..., idx].mean(axis=-1)
+    return out
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    level: float = CI_LEVEL,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of (n,) per-user ``values``.
+
+    Returns:
+        (lo, hi): the (1 - level) / 2 and (1 + level) / 2 quantiles of
+        :func:`bootstrap_means`; (NaN, NaN) when there is no user.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    means = bootstrap_means(np.asarray(values).reshape(-1), n_resamples, seed)
+    if np.isnan(means).all():
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(means, [50.0 * (1.0 - level), 50.0 * (1.0 + level)])
+    return float(lo), float(hi)
+
+
 # ---------------------------------------------------------------------------------- tiers
 def popularity_tiers(items: np.ndarray, popularity: np.ndarray, n_tiers: int = 5) -> np.ndarray:
     """Tier of each item: equal-count groups by popularity, tier 1 = most popular.
@@ -341,6 +406,9 @@ class RetrievalMetrics:
         catalog_size: size of the ranked catalogue (denominator of Coverage).
         tier_of: (n_items,) int64 tiers from :func:`tier_lookup`, or None (no tier metrics).
         n_tiers: number of tiers in ``tier_of``.
+        keep_per_user: keep the per-user HR@hr_k and reciprocal ranks@mrr_k (2 floats per
+            averaged user) for :meth:`per_user`, and add their bootstrap intervals
+            (:func:`bootstrap_ci`) to :meth:`compute` as "hr@k_ci" and "mrr@k_ci".
 
     Example:
         >>> acc = RetrievalMetrics(hr_k=10, mrr_k=100, catalog_size=len(candidates))
@@ -356,6 +424,7 @@ class RetrievalMetrics:
         catalog_size: int = 1,
         tier_of: np.ndarray | None = None,
         n_tiers: int = 5,
+        keep_per_user: bool = False,
     ) -> None:
         if hr_k < 1 or mrr_k < 1:
             raise ValueError(f"hr_k and mrr_k must be >= 1, got {hr_k}, {mrr_k}")
@@ -364,6 +433,7 @@ class RetrievalMetrics:
         self.hr_k, self.mrr_k, self.catalog_size = hr_k, mrr_k, catalog_size
         self.tier_of = None if tier_of is None else np.asarray(tier_of, dtype=np.int64)
         self.n_tiers = n_tiers
+        self.keep_per_user = keep_per_user
         self.reset()
 
     def reset(self) -> None:
@@ -372,6 +442,7 @@ class RetrievalMetrics:
         self._sums = np.zeros(4)  # hr, rr, recall, ndcg
         self._seen = np.zeros(0, dtype=bool)  # (max id + 1,) ids seen in any top mrr_k
         self._tier = np.zeros((3, self.n_tiers))  # pairs, hits, rr sums
+        self._per_user: list[np.ndarray] = []  # (2, b) hr, rr of each batch's averaged users
 
     def update(self, topk: np.ndarray, relevant: Relevant) -> None:
         """Add a batch: ``topk`` (b, K) int64 and ``relevant`` with b rows."""
@@ -386,6 +457,8 @@ class RetrievalMetrics:
             ndcg_at(hits, n_rel, self.hr_k),
         ])  # (4, b)
         self._sums += per_user[:, valid].sum(axis=1)
+        if self.keep_per_user:
+            self._per_user.append(per_user[:2, valid])
         self.n_users += int(valid.sum())
         self.n_skipped += int((~valid).sum())
         top = topk[:, : self.mrr_k]
@@ -400,8 +473,18 @@ class RetrievalMetrics:
                 topk, hits, items, self.tier_of, self.n_tiers, self.hr_k, self.mrr_k
             )
 
+    def per_user(self) -> dict[str, np.ndarray]:
+        """{"hr": (n_users,), "rr": (n_users,)} float64 per-user HR@hr_k and reciprocal
+        rank@mrr_k of the averaged users, in update order (needs ``keep_per_user``)."""
+        if not self.keep_per_user:
+            raise RuntimeError("per_user() needs RetrievalMetrics(keep_per_user=True)")
+        both = np.concatenate([np.zeros((2, 0)), *self._per_user], axis=1)  # (2, n_users)
+        return {"hr": both[0], "rr": both[1]}
+
     def compute(self) -> dict[str, object]:
-        """{"hr@k", "mrr@k", "recall@k", "ndcg@k", "coverage@k"[, "tiers"]}; NaN if no user."""
+        """{"hr@k", "mrr@k", "recall@k", "ndcg@k", "coverage@k"[, "hr@k_ci", "mrr@k_ci"]
+        [, "tiers"]}; NaN if no user. The "_ci" entries ([lo, hi], with ``keep_per_user``)
+        are 95% percentile bootstrap intervals over users (:func:`bootstrap_ci`)."""
         mean = self._sums / self.n_users if self.n_users else np.full(4, np.nan)
         out: dict[str, object] = {
             f"hr@{self.hr_k}": float(mean[0]),
@@ -410,6 +493,10 @@ class RetrievalMetrics:
             f"ndcg@{self.hr_k}": float(mean[3]),
             f"coverage@{self.mrr_k}": int(self._seen.sum()) / self.catalog_size,
         }
+        if self.keep_per_user:
+            per_user = self.per_user()
+            out[f"hr@{self.hr_k}_ci"] = list(bootstrap_ci(per_user["hr"]))
+            out[f"mrr@{self.mrr_k}_ci"] = list(bootstrap_ci(per_user["rr"]))
         if self.tier_of is not None:
             pairs, hits, rrs = self._tier
             out["tiers"] = _tier_rows(

@@ -53,8 +53,9 @@ def valid_score(
 ) -> tuple[float, float, dict[str, dict[str, Any]]]:
     """The selection signal of every choice made on valid users (tuning, early stopping):
     mean HR@k and mean MRR@k over the protocols of ``valid``, and the per-protocol metrics."""
-    results = {
-        p: evaluate(model, q, catalog, popularity, cfg, progress=False) for p, q in valid.items()
+    results = {  # point values only: a selection signal needs no bootstrap interval
+        p: evaluate(model, q, catalog, popularity, cfg, progress=False, intervals=False)
+        for p, q in valid.items()
     }
     hr = _mean([r[f"hr@{cfg.hr_k}"] for r in results.values()])
     mrr = _mean([r[f"mrr@{cfg.mrr_k}"] for r in results.values()])

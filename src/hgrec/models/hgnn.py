@@ -70,7 +70,9 @@ class _PaddedMax(torch.autograd.Function):
         padded = torch.cat([messages, messages.new_zeros(1, d)])  # (n_src + 1, d)
         out = padded[table[:, 0]]  # (n_dst, d)
         # Winning slot per entry; one byte each (fan-outs stay far below 256).
-        slot = torch.zeros(out.shape, dtype=torch.uint8 if table.size(1) <= 256 else torch.int64)
+        slot = torch.zeros(
+            out.shape, dtype=torch.uint8 if table.size(1) <= 256 else torch.int64, device=out.device
+        )
         for j in range(1, table.size(1)):  # loop over fan-out slots, vectorised over nodes
             cand = padded[table[:, j]]
             better = cand > out
@@ -95,8 +97,8 @@ def _neighbour_table(src: Tensor, dst: Tensor, n_dst: int, pad: int) -> Tensor:
     src, dst = src[order], dst[order]
     deg = torch.bincount(dst, minlength=n_dst)  # (n_dst,)
     start = torch.cumsum(deg, 0) - deg
-    slot = torch.arange(dst.numel()) - start[dst]  # position of each edge within its dst
-    table = torch.full((n_dst, int(deg.max())), pad, dtype=torch.long)
+    slot = torch.arange(dst.numel(), device=dst.device) - start[dst]  # position within its dst
+    table = torch.full((n_dst, int(deg.max())), pad, dtype=torch.long, device=dst.device)
     table[dst, slot] = src
     return table
 
@@ -409,6 +411,70 @@ def shared_hinge_loss(
     return total / max(denominator, 1.0)
 
 
+
+def infonce_loss(
+    z_a: Tensor, z_p: Tensor, z_n: Tensor, temperature: float, denominator: float | None = None
+) -> Tensor:
+    """InfoNCE with per-anchor negatives (P1's sampling): per anchor,
+    -log softmax of z_a.z_p / tau among itself and the anchor's z_a.z_n / tau.
+
+    Args:
+        z_a: (B, d) anchors.
+        z_p: (B, d) positives.
+        z_n: (B, K, d) negatives.
+        temperature: tau (> 0).
+        denominator: divide the summed per-anchor losses by this (global B under DDP);
+            None: B.
+
+    Returns:
+        scalar loss.
+    """
+    pos = (z_a * z_p).sum(-1, keepdim=True) / temperature  # (B, 1)
+    neg = torch.einsum("bd,bkd->bk", z_a, z_n) / temperature  # (B, K)
+    per_anchor = torch.logsumexp(torch.cat([pos, neg], dim=1), dim=1) - pos.squeeze(1)
+    return per_anchor.sum() / max(float(z_a.size(0)) if denominator is None else denominator, 1.0)
+
+def shared_infonce_loss(
+    z_a: Tensor,
+    z_p: Tensor,
+    z_pool: Tensor,
+    temperature: float,
+    valid: Tensor | None = None,
+    denominator: float | None = None,
+) -> Tensor:
+    """Contrastive (InfoNCE / sampled-softmax) link loss over a shared pool of negatives.
+
+    P1 names a contrastive loss and prints the hinge of Eq. 4; this is the softmax variant:
+    for each anchor a with positive p and the pool N (uniform random catalogue nodes),
+
+        l(a) = -log( exp(z_a.z_p / tau) / (exp(z_a.z_p / tau) + sum_{n in N, valid} exp(z_a.z_n / tau)) )
+
+    Every negative of the pool contributes in proportion to how close it scores, instead of
+    the hinge's all-or-nothing margin, so hard negatives dominate the gradient.
+
+    Args:
+        z_a: (B, d) anchors.
+        z_p: (B, d) positives.
+        z_pool: (P, d) shared negatives.
+        temperature: tau (> 0); unit-norm z give scores in [-1/tau, 1/tau].
+        valid: (B, P) bool, False for pool nodes that are no negative of that anchor (the
+            anchor itself, its positive, another type under type matching); None keeps all.
+        denominator: divide the sum of the per-anchor losses by this (a data-parallel rank
+            or a chunk of a larger batch passes the global number of anchors); None: B.
+
+    Returns:
+        scalar loss.
+    """
+    pos = (z_a * z_p).sum(-1, keepdim=True) / temperature  # (B, 1)
+    neg = (z_a @ z_pool.T) / temperature  # (B, P)
+    if valid is not None:
+        neg = neg.masked_fill(~valid, float("-inf"))
+    logits = torch.cat([pos, neg], dim=1)  # (B, 1 + P)
+    per_anchor = torch.logsumexp(logits, dim=1) - pos.squeeze(1)  # (B,)
+    if denominator is None:
+        denominator = float(z_a.size(0))
+    return per_anchor.sum() / max(denominator, 1.0)
+
 @torch.no_grad()
 def embed_items(
     model: HGNN,
@@ -416,6 +482,7 @@ def embed_items(
     features: np.ndarray,
     batch_size: int = 262_144,
     dist_info: DistInfo = SINGLE,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Full-neighbourhood inference over the whole catalogue, layer by layer (no sampling).
 
@@ -436,9 +503,10 @@ def embed_items(
         features: (n_items, in_dim) float32 node features.
         batch_size: edge budget of one destination block.
         dist_info: the process group to share the work with (default: this process alone).
+        device: where to compute (None: where the model's weights are).
 
     Returns:
-        (n_items, out_dim) float32 L2-normalised embeddings.
+        (n_items, out_dim) float32 L2-normalised embeddings (CPU numpy).
     """
     if features.shape != (graph.n_items, model.in_dim):
         raise ValueError(
@@ -449,13 +517,14 @@ def embed_items(
         raise KeyError(f"graph relations {unknown} unknown to the model ({model.relations})")
     was_training = model.training
     model.eval()
+    dev = next(model.parameters()).device if device is None else torch.device(device)
     adjacency = {r: csr for r, csr in graph_adjacency(graph).items() if r in model.relations}
-    node_type = torch.from_numpy(graph.item_type.astype(np.int64))
+    node_type = torch.from_numpy(graph.item_type.astype(np.int64)).to(dev)
     code = {t: i for i, t in enumerate(graph.type_names)}
     rel_types = {
         r: [code[graph.relations[r].src_type], code[graph.relations[r].dst_type]] for r in adjacency
     }
-    h = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    h = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(dev)
     n = graph.n_items
     # Destination blocks holding about batch_size edges (over all relations) and at most
     # 65,536 rows, so the gathered messages stay bounded whatever the degrees.
@@ -468,7 +537,7 @@ def embed_items(
     for conv in model.convs:  # loop over layers
         msgs = {}
         for r in adjacency:  # only the relation's two node types ever send its messages
-            rows = torch.from_numpy(np.flatnonzero(np.isin(graph.item_type, rel_types[r])))
+            rows = torch.from_numpy(np.flatnonzero(np.isin(graph.item_type, rel_types[r]))).to(dev)
             msgs[r] = h.new_zeros(n, conv.out_channels)
             msgs[r][rows] = conv.relation_messages(r, h[rows])
         out = h.new_zeros(n, conv.out_channels)
@@ -481,11 +550,11 @@ def embed_items(
                     continue
                 src = torch.from_numpy(csr.indices[lo:hi])
                 dst = torch.from_numpy(np.repeat(np.arange(b - a), np.diff(csr.indptr[a : b + 1])))
-                pooled = pooled + conv.pool(msgs[r], torch.stack([src, dst]), b - a)
+                pooled = pooled + conv.pool(msgs[r], torch.stack([src, dst]).to(dev), b - a)
             out[a:b] = conv.update_nodes(conv.self_term(h[a:b], node_type[a:b]), pooled)
         h = _gather_shards(out, n, dist_info)
     model.train(was_training)
-    return F.normalize(h, p=2.0, dim=-1).numpy()
+    return F.normalize(h, p=2.0, dim=-1).cpu().numpy()
 
 
 def _gather_shards(rows: Tensor, n: int, info: DistInfo) -> Tensor:

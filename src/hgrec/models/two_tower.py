@@ -16,6 +16,11 @@ Outputs are L2-normalised by default (``normalize=True``) and the loss divides t
 a temperature (Yi et al. 2019); ``docs/two-tower.md`` records the measurement behind that
 choice.
 
+``device`` (the config's ``runtime.device``; "cpu" by default) is where the towers live and
+where every training and inference batch is computed; the featurised inputs are built on the
+CPU and moved per batch, outputs come back as CPU numpy arrays, and the saved state is CPU
+tensors, so a model trained on a GPU loads anywhere (``load(path, device=...)``).
+
 Example:
     >>> model = TwoTowerRecommender(hgnn=z, max_epochs=3)       # name "2t-hgnn"
     >>> model.fit(train, validate=lambda m: hr_at_10(m))
@@ -40,8 +45,14 @@ from hgrec.data.histories import Histories
 from hgrec.features.item import ItemFeatures, build_id_codes, build_item_features
 from hgrec.features.user import UserFeaturizer, UserInputs
 from hgrec.models.base import Recommender, TrainSet
+from hgrec.utils.device import resolve_device
 
 LOSSES = ("logq", "inverse-frequency")
+
+
+def to_device(tensors: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``tensors`` on ``device`` (the same objects when already there, e.g. on the CPU)."""
+    return tuple(t.to(device) for t in tensors)
 
 
 class Tower(nn.Module):
@@ -189,9 +200,17 @@ class TwoTowerRecommender(Recommender):
         id_min_count: items seen fewer times among the training interactions share the
             "rare" id row (as do items unseen in training).
         id_shared: both towers read one id table (else each tower has its own).
+        cold_twins: add the cold twin of every example whose history holds items of the
+            positive's type and of other types: the same example with the positive's type
+            removed from its history (``hgrec.training.two_tower.cold_twin_examples``).
         max_steps_per_epoch: cap on steps per epoch (each epoch draws a fresh permutation), or
             None for full passes; bounds the training time on large data.
         progress: show tqdm progress bars.
+        device: where the towers train and run ("cpu", "cuda", "cuda:N"; the config's
+            ``runtime.device``). Resolved here, so CUDA asked for on a machine without it is
+            a :class:`~hgrec.errors.UserError` before any training. Not a hyper-parameter:
+            not in :meth:`get_params` (a saved model loads on the CPU unless ``load`` is
+            given a device).
     """
 
     name: ClassVar[str] = "2t"
@@ -221,8 +240,11 @@ class TwoTowerRecommender(Recommender):
         id_min_count: int = 2,
         id_shared: bool = False,
         max_steps_per_epoch: int | None = None,
+        cold_twins: bool = False,
         progress: bool = True,
+        device: str | torch.device = "cpu",
     ) -> None:
+        self.device = resolve_device(device)  # first: a bad device fails before anything else
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         for arg, value in (("batch_size", batch_size), ("max_epochs", max_epochs),
@@ -255,6 +277,7 @@ class TwoTowerRecommender(Recommender):
         self.id_min_count = int(id_min_count)
         self.id_shared = bool(id_shared)
         self.max_steps_per_epoch = max_steps_per_epoch
+        self.cold_twins = bool(cold_twins)
         self.progress = bool(progress)
         self.item_features: ItemFeatures | None = None
         self.user_featurizer: UserFeaturizer | None = None
@@ -265,9 +288,14 @@ class TwoTowerRecommender(Recommender):
 
     @classmethod
     def from_config(
-        cls, cfg: TwoTowerConfig, hgnn: np.ndarray | None = None, progress: bool = True
+        cls,
+        cfg: TwoTowerConfig,
+        hgnn: np.ndarray | None = None,
+        progress: bool = True,
+        device: str | torch.device = "cpu",
     ) -> TwoTowerRecommender:
-        """Build from the ``two_tower`` config section (``hgnn`` None: the plain 2T)."""
+        """Build from the ``two_tower`` config section (``hgnn`` None: the plain 2T) to run
+        on ``device`` (the ``runtime.device`` setting)."""
         return cls(
             hgnn,
             layers=cfg.layers,
@@ -285,13 +313,28 @@ class TwoTowerRecommender(Recommender):
             id_min_count=cfg.id_min_count,
             id_shared=cfg.id_shared,
             max_steps_per_epoch=cfg.max_steps_per_epoch,
+            cold_twins=cfg.cold_twins,
             progress=progress,
+            device=device,
         )
+
+    def to(self, device: str | torch.device) -> TwoTowerRecommender:
+        """Move the towers (if built) to ``device``, where later training and inference run.
+
+        Raises:
+            UserError: an unknown device, or CUDA asked for but not available.
+        """
+        self.device = resolve_device(device)
+        for tower in (self.user_tower, self.item_tower):
+            if tower is not None:
+                tower.to(self.device)  # in place: a shared id table stays shared
+        return self
 
     # ------------------------------------------------------------------ building
     def _build(self, items: ItemFeatures, users: UserFeaturizer, seed: int) -> None:
-        """Create both towers; parameter init is drawn from ``seed`` without touching the
-        global RNG state of the caller."""
+        """Create both towers on ``self.device``; parameter init is drawn on the CPU from
+        ``seed`` (the same weights on every device) without touching the global RNG state of
+        the caller."""
         if self.id_dim and items.id_code is None:
             raise ValueError(f"id_dim={self.id_dim} needs item id codes (ItemFeatures.id_code)")
         self.item_features, self.user_featurizer = items, users
@@ -309,6 +352,10 @@ class TwoTowerRecommender(Recommender):
                 n_ids=0 if self.id_shared else n_ids,
                 shared_ids=self.item_tower.id_table if self.id_shared else None,
             )
+        # Module.to moves parameters in place, so the user tower's reference to a shared
+        # table follows it (the table is moved once, with the item tower).
+        self.item_tower.to(self.device)
+        self.user_tower.to(self.device)
 
     def fit(
         self,
@@ -361,14 +408,16 @@ class TwoTowerRecommender(Recommender):
         return self.user_tower, self.item_tower, self.item_features, self.user_featurizer
 
     def embed_users(self, inputs: UserInputs) -> torch.Tensor:
-        """(n, out_dim) user-tower outputs of precomputed inputs (with autograd)."""
+        """(n, out_dim) user-tower outputs of precomputed (CPU) inputs, on ``self.device``
+        (with autograd)."""
         user_tower, _, _, _ = self._require_fitted()
-        return user_tower(*inputs.tower_args())
+        return user_tower(*to_device(inputs.tower_args(), self.device))
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
-        """(m, out_dim) item-tower outputs of item indices ``items`` (m,) (with autograd)."""
+        """(m, out_dim) item-tower outputs of CPU item indices ``items`` (m,), on
+        ``self.device`` (with autograd)."""
         _, item_tower, feats, _ = self._require_fitted()
-        return item_tower(*feats.tower_inputs(items))
+        return item_tower(*to_device(feats.tower_inputs(items), self.device))
 
     def refresh_item_vectors(self, batch_size: int = 8192) -> None:
         """Recompute the cached (n_items, out_dim) item vectors after the weights changed."""
@@ -381,7 +430,7 @@ class TwoTowerRecommender(Recommender):
                 idx = torch.arange(start, min(start + batch_size, feats.n_items))
                 out.append(self.embed_items(idx))
         item_tower.train(was_training)
-        self._item_vectors = torch.cat(out).numpy().astype(np.float32)
+        self._item_vectors = torch.cat(out).cpu().numpy().astype(np.float32)
 
     def item_vectors(self) -> np.ndarray:
         """(n_items, out_dim) float32 item-tower outputs of every catalogue item (the index)."""
@@ -409,7 +458,7 @@ class TwoTowerRecommender(Recommender):
         user_tower.train(was_training)
         if not out:
             return np.zeros((0, user_tower.out_dim), dtype=np.float32)
-        return torch.cat(out).numpy().astype(np.float32)
+        return torch.cat(out).cpu().numpy().astype(np.float32)
 
     def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:
         """(n, c) float32 dot products user_vector · item_vector[candidates]."""
@@ -437,6 +486,7 @@ class TwoTowerRecommender(Recommender):
             "id_min_count": self.id_min_count,
             "id_shared": self.id_shared,
             "max_steps_per_epoch": self.max_steps_per_epoch,
+            "cold_twins": self.cold_twins,
             "progress": self.progress,
         }
 
@@ -468,13 +518,14 @@ class TwoTowerRecommender(Recommender):
         self._item_vectors = np.asarray(state["item_vectors"], dtype=np.float32)
 
     @classmethod
-    def load(cls, path: str | Path) -> TwoTowerRecommender:
-        """Rebuild a saved "2t" or "2t-hgnn" model as the variant that was saved."""
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TwoTowerRecommender:
+        """Rebuild a saved "2t" or "2t-hgnn" model as the variant that was saved, on
+        ``device`` (the state is CPU tensors, so any saved model loads on the CPU)."""
         meta = json.loads((Path(path) / "params.json").read_text())
         target = TwoTowerHGNNRecommender if meta.get("name") == "2t-hgnn" else TwoTowerRecommender
-        model = super(TwoTowerRecommender, target).load(path)  # checks the name
+        model = super(TwoTowerRecommender, target).load(path)  # checks the name; on the CPU
         assert isinstance(model, TwoTowerRecommender)
-        return model
+        return model.to(device)
 
     def best_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
         """Deep copies of both towers' weights (for early stopping)."""

@@ -52,9 +52,21 @@ def ablation_setup(
 
 
 def render_ablations(block: dict[str, Any], split: str = "test") -> str:
-    """Markdown: one row per model, HR@10 / MRR@100 / Coverage@100 for cold and warm."""
+    """Markdown: one row per model, HR@10 / MRR@100 / Coverage@100 for cold and warm.
+
+    HR@10 is followed by its 95% bootstrap interval over users when the metrics hold one
+    ("hr@10_ci", e.g. ``0.297 (0.268-0.326)``), and each protocol gets a line on whether the
+    best HR@10 leads the runner-up significantly (:func:`hgrec.evaluation.report.lead_line`).
+    """
+    from hgrec.evaluation.report import format_interval, lead_line
+
     protocols = [p for p in ("cold", "warm") if p in block]
-    header = ["model"] + [f"{p} {m}" for p in protocols for m in ("hr@10", "mrr@100", "coverage@100")]
+    keys = ("hr@10", "mrr@100", "coverage@100")
+    with_ci = any("hr@10_ci" in m for p in protocols for m in block[p][split]["models"].values())
+    header = ["model"] + [
+        f"{p} {m}" + (" (95% CI)" if with_ci and m == "hr@10" else "")
+        for p in protocols for m in keys
+    ]
     names: list[str] = []
     for p in protocols:
         names += [n for n in block[p][split]["models"] if n not in names]
@@ -63,8 +75,14 @@ def render_ablations(block: dict[str, Any], split: str = "test") -> str:
         cells = [name]
         for p in protocols:
             m = block[p][split]["models"].get(name, {})
-            cells += [_fmt(m.get(k)) for k in ("hr@10", "mrr@100", "coverage@100")]
+            hr = m.get("hr@10")
+            hr = format_interval(hr, m.get("hr@10_ci")) if with_ci else _fmt(hr)
+            cells += [hr, *(_fmt(m.get(k)) for k in keys[1:])]
         lines.append("| " + " | ".join(cells) + " |")
+    leads = [(p, lead_line(block[p][split]["models"], "hr@10")) for p in protocols]
+    if any(line is not None for _, line in leads):
+        lines.append("")
+        lines += [f"{p}: {line}" for p, line in leads if line is not None]
     return "\n".join(lines)
 
 

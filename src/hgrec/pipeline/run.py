@@ -17,6 +17,8 @@ Run directory::
     ablation-X/    retrained HGNN embeddings + 2T-HGNN of P1 Table 1 ablation X
     models.json    model name -> folder, for `hgrec serve`
     metrics.json, report.md, tiers.png
+    hgnn_learning_curve.png  loss and held-out-edge MRR per epoch of the main HGNN (from
+                   hgnn/history.json; at the root, as hgnn/ is a finished, hashed stage folder)
 """
 
 from __future__ import annotations
@@ -107,7 +109,12 @@ class Pipeline:
     # ------------------------------------------------------------------ the whole job
     def run(self) -> dict[str, Any]:
         from hgrec.evaluation.evaluate import evaluate_all
-        from hgrec.evaluation.report import plot_tiers, write_metrics
+        from hgrec.evaluation.report import (
+            learning_curve_file,
+            plot_learning_curve,
+            plot_tiers,
+            write_metrics,
+        )
 
         cfg = self.config
         self.load()
@@ -140,10 +147,16 @@ class Pipeline:
         metrics.update(self.experiments(hgnn_emb))
         self.run_dir.record_stage_seconds(self.clock.seconds)
         metrics["stage_seconds"] = {k: round(v, 1) for k, v in self.clock.seconds.items()}
+        training = read_hgnn_history(self.run_dir.path / "hgnn") if cfg.hgnn.enabled else None
+        if training is not None:
+            metrics["hgnn_training"] = training
         write_metrics(self.run_dir.path, metrics)
         report = render_full_report(metrics)
         atomic_write_text(self.run_dir.path / "report.md", report)
         plot_tiers(metrics, self.run_dir.path / "tiers.png")
+        curve = self.run_dir.path / learning_curve_file("hgnn")
+        if training is None or plot_learning_curve(training, curve, stage="hgnn") is None:
+            curve.unlink(missing_ok=True)  # no stale curve of an earlier run in this folder
         self.run_dir.finish()
         print(report)
         return metrics
@@ -233,6 +246,7 @@ class Pipeline:
         from hgrec.models.hgnn_knn import HGNNKNN
         from hgrec.sampling.neighbors import DRAWS_VERSION
         from hgrec.training.hgnn import build_model, train_hgnn
+        from hgrec.utils.device import resolve_device
 
         reuse = self.reuse_hgnn if stage == "hgnn" else None
         if reuse is not None:  # a clear error for a bad --reuse-hgnn before anything runs
@@ -252,14 +266,18 @@ class Pipeline:
                         model = build_model(graph, self.item_text.shape[1], hgnn_cfg, self.seed)
                         model.load_state_dict(torch.load(reuse / "hgnn" / "model.pt"))
                         model.eval()
-                        emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference_batch_edges)
+                        emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference_batch_edges,
+                                          device=resolve_device(self.config.runtime.device))
                         history = {"reused_from": str(reuse)}
                     else:
                         ckpt = self.run_dir.path / "checkpoints" / f"{stage}-{key[:12]}"
                         result = train_hgnn(graph, self.item_text, hgnn_cfg, seed=self.seed,
-                                            checkpoint_dir=ckpt, progress=self.progress)
+                                            checkpoint_dir=ckpt, progress=self.progress,
+                                            device=self.config.runtime.device)
                         model, emb = result.model, result.embeddings
-                        history = {"best_epoch": result.best_epoch, "epochs": result.history}
+                        history = {"best_epoch": result.best_epoch, "epochs": result.history,
+                                   "untrained": result.untrained, "mode": result.mode,
+                                   "loss_name": hgnn_cfg.loss}
                     save_item_embeddings(tmp / "embeddings.parquet", self.dataset, emb)
                     atomic_torch_save(tmp / "model.pt", model.state_dict())
                     atomic_write_json(tmp / "history.json", history)
@@ -284,7 +302,9 @@ class Pipeline:
         with self.clock(stage):
             if not self.run_dir.is_done(stage, key):
                 with self.run_dir.stage(stage, key) as tmp:
-                    model = TwoTowerRecommender.from_config(cfg.two_tower, hgnn=hgnn_emb)
+                    model = TwoTowerRecommender.from_config(
+                        cfg.two_tower, hgnn=hgnn_emb, device=cfg.runtime.device
+                    )
                     model.fit(self.train, validate=validate)
                     model.save(tmp / "model")
                     atomic_write_json(tmp / "training.json", getattr(model, "report_", {}))
@@ -504,9 +524,22 @@ def load_item_embeddings(path: Path, dataset: Dataset) -> np.ndarray:
     return load_text_features(path, dataset.catalog).embeddings
 
 
+def read_hgnn_history(folder: Path) -> dict[str, Any] | None:
+    """An HGNN stage's ``history.json`` when it records training epochs, else None (no file,
+    or a run that reused frozen weights: ``{"reused_from": ...}``)."""
+    path = folder / "history.json"
+    if not path.is_file():
+        return None
+    history = json.loads(path.read_text())
+    if not isinstance(history, dict) or not isinstance(history.get("epochs"), list):
+        return None
+    return history
+
+
 def render_full_report(metrics: dict[str, Any]) -> str:
-    """report.md: the main tables, then Table 4 and Table 1 of P1 when run, then stage times."""
-    from hgrec.evaluation.report import render_report
+    """report.md: the main tables, then Table 4 and Table 1 of P1 when run, then the main
+    HGNN's learning curve (``metrics["hgnn_training"]``, its history.json), then stage times."""
+    from hgrec.evaluation.report import render_learning_curve, render_report
     from hgrec.pipeline.experiments import render_ablations
 
     parts = [render_report(metrics)]
@@ -517,6 +550,8 @@ def render_full_report(metrics: dict[str, Any]) -> str:
     if "ablations" in metrics:
         parts.append("# Ablations (P1 Table 1), test users\n")
         parts.append(render_ablations(metrics["ablations"]["protocols"]))
+    if "hgnn_training" in metrics:
+        parts.append(render_learning_curve(metrics["hgnn_training"], "hgnn"))
     seconds = metrics.get("stage_seconds", {})
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in seconds.items())
     parts.append(

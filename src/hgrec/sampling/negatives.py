@@ -78,5 +78,24 @@ class NegativeSampler:
             valid &= self._item_type[pool][None, :] == self._item_type[positive][:, None]
         return valid
 
+    def pool_valid_count(self, anchor: np.ndarray, positive: np.ndarray, pool: np.ndarray) -> int:
+        """``pool_mask(anchor, positive, pool).sum()`` without the (B, P) matrix.
+
+        Per edge: the pool nodes of the right type (all, or the positive's type), less the
+        positive when it is in the pool, less the anchor when it is in the pool and of the
+        right type (anchor != positive: they are the two ends of an edge).
+        """
+        anchor, positive = np.asarray(anchor, np.int64), np.asarray(positive, np.int64)
+        in_pool = np.zeros(self.n_items, dtype=bool)
+        in_pool[pool] = True
+        if self.type_matched:
+            per_type = np.bincount(self._item_type[pool], minlength=len(self._count))
+            base = per_type[self._item_type[positive]]
+            anchor_counts = in_pool[anchor] & (self._item_type[anchor] == self._item_type[positive])
+        else:
+            base = np.full(len(positive), len(pool), dtype=np.int64)
+            anchor_counts = in_pool[anchor] & (anchor != positive)
+        return int(base.sum() - in_pool[positive].sum() - anchor_counts.sum())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_negatives={self.n_negatives}, type_matched={self.type_matched})"

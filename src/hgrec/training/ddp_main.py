@@ -135,8 +135,11 @@ def _train_two_tower(
     def validate(model: Recommender) -> float:  # called on rank 0 only
         return valid_score(model, valid, dataset.catalog, popularity, config.eval)[0]
 
+    # runtime.device: a CUDA device is refused with a UserError (no GPU here, or
+    # train_two_tower: DDP of the 2T runs on gloo / CPU only).
     model = TwoTowerRecommender.from_config(
-        config.two_tower, hgnn=hgnn_emb, progress=config.runtime.progress and info.is_main
+        config.two_tower, hgnn=hgnn_emb, progress=config.runtime.progress and info.is_main,
+        device=config.runtime.device,
     )
     model.fit(train, validate=None if args.no_validate else validate)
     if info.is_main:
@@ -193,7 +196,7 @@ def _train_hgnn(
     result = train_hgnn(
         graph, item_text, config.hgnn, seed=config.runtime.seed,
         checkpoint_dir=out / "checkpoints" / "hgnn-ddp",
-        progress=config.runtime.progress, dist_info=info,
+        progress=config.runtime.progress, dist_info=info, device=config.runtime.device,
     )  # fmt: skip
     if info.is_main:
         folder = out / "hgnn"
@@ -203,7 +206,8 @@ def _train_hgnn(
             save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
             atomic_torch_save(tmp / "model.pt", result.model.state_dict())
             history = {"best_epoch": result.best_epoch, "epochs": result.history,
-                       "world_size": info.world_size}
+                       "untrained": result.untrained, "mode": result.mode,
+                       "loss_name": config.hgnn.loss, "world_size": info.world_size}
             atomic_write_json(tmp / "history.json", history)
 
         _write_folder_atomically(folder, write)

@@ -1,6 +1,19 @@
 """Training loop of the heterogeneous GraphSAGE (P1 sections 4.1.2-4.1.3, 4.3.1).
 
-Per epoch: the balanced multi-link sampler draws the supervision edges; each batch of
+Two kinds of step (``hgnn.step``; ``auto`` chooses by :func:`choose_step` and logs why):
+
+* **full-graph** (:func:`full_graph_epoch`; the default data's case): every epoch splits
+  the training edges afresh into message-passing and supervision edges
+  (``supervision_fraction``), the balanced multi-link sampler draws the epoch's supervision
+  edges from the latter, and each step computes every node once over sampled
+  neighbourhoods of the message-passing edges and takes the loss of
+  ``full_graph_batch_size`` edges (tens of thousands) against one shared negative pool;
+* **minibatch** (:func:`minibatch_epoch`; catalogues where one batch's 2-hop graph is a
+  small part of the whole), described below.
+
+The loss is InfoNCE over the negatives (``loss: infonce``) or Eq. 4's hinge (``hinge``).
+
+Mini-batch step, per epoch: the balanced multi-link sampler draws the supervision edges; each batch of
 (anchor, positive) edges gets random catalogue negatives (by default one pool of
 ``shared_negatives`` nodes shared by all anchors; P1: ``n_negatives`` per anchor), the
 sampled 2-hop computation graph of all those seeds, and one Adam step on the hinge loss of
@@ -36,7 +49,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +58,23 @@ import torch
 from tqdm.auto import tqdm
 
 from hgrec.config import HGNNConfig
+from hgrec.errors import UserError
 from hgrec.graph.types import CoGraph, RelationEdges
-from hgrec.models.hgnn import HGNN, embed_items, hinge_loss, shared_hinge_loss
+from hgrec.models.hgnn import (
+    HGNN,
+    embed_items,
+    hinge_loss,
+    infonce_loss,
+    shared_hinge_loss,
+    shared_infonce_loss,
+)
 from hgrec.sampling.exclusion import PairSet
 from hgrec.sampling.multilink import MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
 from hgrec.training.checkpoint import load_checkpoint, save_checkpoint
 from hgrec.training.distributed import DistInfo, all_reduce_sum, current_dist, shard_bounds
+from hgrec.utils.device import resolve_device
 
 CHECKPOINT_NAME = "hgnn_last.pt"
 
@@ -64,9 +86,12 @@ class HGNNResult:
     embeddings: (n_items, out_dim) float32 unit rows, full-neighbourhood inference over the
         whole graph (held-out edges included: they were withheld only to select the model).
     history: one dict per epoch (epoch, loss, valid_hr10, valid_mrr, per-relation figures,
-        steps, edges, seconds).
+        steps, edges, seconds, train_seconds: the steps alone, without validation, mode).
     best_epoch: epoch of the kept model (0-based), -1 if no epoch ran.
     seconds: wall time of this call.
+    mode: the training step used, "full-graph" or "minibatch" (:func:`choose_step`).
+    untrained: the validation figures of the model before its first step (same weights
+        init, same inference): the reference a trained model has to beat.
     """
 
     model: HGNN
@@ -74,6 +99,8 @@ class HGNNResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
+    mode: str = "minibatch"
+    untrained: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,214 @@ def build_model(graph: CoGraph, in_dim: int, cfg: HGNNConfig, seed: int) -> HGNN
         )
 
 
+
+# A full-graph step runs the two layers over every node once; it is chosen when one
+# mini-batch's sampled computation graph would already cover at least this share of the
+# catalogue, i.e. when a mini-batch step costs about a full-graph pass anyway.
+FULL_GRAPH_COVERAGE = 0.5
+# Supervision edges whose loss is computed at once in a full-graph step (bounds the
+# (chunk, pool) score matrix; the gradient is accumulated over the chunks).
+LOSS_CHUNK = 8192
+
+
+def choose_step(
+    cfg: HGNNConfig,
+    adjacency: dict[str, Any],
+    sampler: MultiLinkSampler,
+    negatives: NegativeSampler,
+    n_items: int,
+    seed: int,
+) -> tuple[str, str]:
+    """"full-graph" or "minibatch", and why (logged by the caller).
+
+    ``cfg.step`` forces one. With "auto" one mini-batch computation graph is sampled (from
+    its own generator, so the training draws are untouched) and the full-graph step is
+    chosen when it covers at least ``FULL_GRAPH_COVERAGE`` of the nodes: a mini-batch step
+    then costs about a full-graph pass but supervises ``batch_size`` edges, where the
+    full-graph step supervises ``full_graph_batch_size``.
+    """
+    if cfg.step != "auto":
+        return cfg.step, "forced by hgnn.step"
+    rng = np.random.default_rng([seed, 2])
+    batch = next(iter(sampler.batches(rng, 1)), None)
+    if batch is None:
+        return "full-graph", "no supervision edges"
+    if cfg.shared_negatives is None:
+        neg = negatives.sample(batch.positive, rng).ravel()
+    else:
+        neg = negatives.sample_pool(cfg.shared_negatives, rng)
+    seeds = np.concatenate([batch.anchor, batch.positive, neg])
+    cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, n_items)
+    coverage = len(cg.nodes) / max(n_items, 1)
+    mode = "full-graph" if coverage >= FULL_GRAPH_COVERAGE else "minibatch"
+    return mode, (
+        f"one mini-batch of {len(batch):,} edges reaches {coverage:.0%} of the {n_items:,} "
+        f"nodes; full-graph from {FULL_GRAPH_COVERAGE:.0%}"
+    )
+
+
+@dataclass
+class StepContext:
+    """What every training step needs besides its batch (one per ``train_hgnn`` call)."""
+
+    net: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    negatives: NegativeSampler
+    cfg: HGNNConfig
+    info: DistInfo
+    device: torch.device
+    n_items: int
+
+
+def link_loss(
+    cfg: HGNNConfig, z_a: torch.Tensor, z_p: torch.Tensor, z_pool: torch.Tensor,
+    valid: torch.Tensor, denominator: float,
+) -> torch.Tensor:
+    """The configured link loss over a shared negative pool: Eq. 4's hinge or InfoNCE.
+
+    ``denominator`` is the global count the terms are averaged over (valid pairs for the
+    hinge, anchors for InfoNCE), so chunks and ranks add up to the batch mean.
+    """
+    if cfg.loss == "infonce":
+        return shared_infonce_loss(z_a, z_p, z_pool, cfg.temperature, valid, denominator)
+    return shared_hinge_loss(z_a, z_p, z_pool, cfg.margin, valid, denominator)
+
+
+def loss_denominator(cfg: HGNNConfig, negatives: NegativeSampler, anchor: np.ndarray,
+                     positive: np.ndarray, pool: np.ndarray) -> float:
+    """The batch's term count: valid (anchor, pool node) pairs (hinge) or anchors (InfoNCE)."""
+    if cfg.loss == "infonce":
+        return float(len(anchor))
+    return float(negatives.pool_valid_count(anchor, positive, pool))
+
+
+def minibatch_epoch(
+    step: StepContext,
+    sampler: MultiLinkSampler,
+    adjacency: dict[str, Any],
+    x_all: torch.Tensor,
+    types_all: torch.Tensor,
+    rng: np.random.Generator,
+) -> tuple[list[float], int, int]:
+    """One epoch of mini-batch steps: per batch of ``batch_size`` supervision edges, the
+    sampled 2-hop computation graph of its anchors, positives and negatives, one Adam step.
+
+    Returns:
+        per-step losses, supervision edges, sampled edges excluded by the leakage guard.
+    """
+    cfg, info, negatives, n = step.cfg, step.info, step.negatives, step.n_items
+    losses, n_edges, n_excluded = [], 0, 0
+    for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over batches
+        b = len(batch)
+        if cfg.shared_negatives is None:
+            neg = negatives.sample(batch.positive, rng)  # (B, K)
+        else:
+            neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
+        lo, hi = shard_bounds(b, info)  # this rank's supervision edges (all in one process)
+        own_neg = neg[lo:hi].ravel() if cfg.shared_negatives is None else neg
+        seeds = np.concatenate([batch.anchor[lo:hi], batch.positive[lo:hi], own_neg])
+        exclude = (  # the whole batch's pairs, on every rank
+            PairSet.from_pairs(batch.anchor, batch.positive, n)
+            if cfg.exclude_supervision_edges
+            else None
+        )
+        cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, n, exclude)
+        n_excluded += cg.n_excluded
+        nodes = torch.from_numpy(cg.nodes).to(step.device)
+        blocks = _blocks_to(cg.blocks, step.device)
+        z = step.net(x_all[nodes], blocks, types_all[nodes])
+        z = z[torch.from_numpy(cg.seed_local).to(step.device)]
+        m = hi - lo
+        z_a, z_p = z[:m], z[m : 2 * m]
+        if cfg.shared_negatives is None:
+            z_n = z[2 * m :].view(m, cfg.n_negatives, -1)
+            if cfg.loss == "infonce":
+                loss = infonce_loss(z_a, z_p, z_n, cfg.temperature, denominator=b)
+            else:
+                loss = hinge_loss(z_a, z_p, z_n, cfg.margin, denominator=b * cfg.n_negatives)
+        else:
+            pairs = negatives.pool_mask(batch.anchor[lo:hi], batch.positive[lo:hi], neg)
+            denominator = loss_denominator(cfg, negatives, batch.anchor, batch.positive, neg)
+            loss = link_loss(cfg, z_a, z_p, z[2 * m :], torch.from_numpy(pairs).to(step.device),
+                             denominator)  # fmt: skip
+        step.optimiser.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks; the ranks' losses sum to the global loss.
+        (loss * info.world_size).backward()
+        step.optimiser.step()
+        losses.append(float(loss.detach()))
+        n_edges += b
+    return losses, n_edges, n_excluded
+
+
+def full_graph_epoch(
+    step: StepContext,
+    train_graph: CoGraph,
+    x_all: torch.Tensor,
+    types_all: torch.Tensor,
+    rng: np.random.Generator,
+) -> tuple[list[float], int, int]:
+    """One epoch of full-graph steps (every node computed once per step).
+
+    The epoch's training edges are split afresh into message-passing edges and supervision
+    edges (``supervision_fraction`` of every relation; PyG's ``RandomLinkSplit(
+    disjoint_train_ratio=...)``), so no step predicts an edge it passes messages over. The
+    balanced multi-link sampler draws the epoch's supervision edges from the supervision
+    part, in batches of ``full_graph_batch_size``. Per batch: every node's neighbours are
+    sampled once at ``fanouts`` over the message-passing edges (node-keyed draws), both
+    layers run over all n nodes, and the loss of the batch's edges against one shared
+    negative pool is computed in chunks of ``LOSS_CHUNK`` edges on detached embeddings,
+    whose summed gradient is then sent back through the network once (exact, and memory
+    bounded by the chunk, not the batch). One Adam step per batch.
+
+    Returns:
+        per-step losses, supervision edges, message-passing edges withheld (both
+        directions counted, like the mini-batch step's exclusions).
+    """
+    cfg, info, negatives, n, dev = step.cfg, step.info, step.negatives, step.n_items, step.device
+    mp_graph, held = split_validation(train_graph, cfg.supervision_fraction, rng)
+    sup_graph = CoGraph(n, train_graph.item_type, train_graph.type_names, held)
+    adjacency = graph_adjacency(mp_graph)
+    sampler = MultiLinkSampler(
+        sup_graph, balanced=cfg.balanced_sampler, cap=cfg.sampler_cap,
+        batch_size=cfg.full_graph_batch_size,
+    )  # fmt: skip
+    everyone = np.arange(n, dtype=np.int64)
+    n_withheld = 2 * sum(e.n_edges for e in held.values())
+    losses, n_edges = [], 0
+    for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over steps
+        b = len(batch)
+        pool = negatives.sample_pool(cfg.shared_negatives or cfg.n_negatives, rng)  # (P,)
+        cg = build_computation_graph(adjacency, everyone, cfg.fanouts, rng, n)
+        z = step.net(x_all, _blocks_to(cg.blocks, dev), types_all)  # (n, d), node order
+        z_leaf = z.detach().requires_grad_()
+        pool_t = torch.from_numpy(pool).to(dev)
+        denominator = loss_denominator(cfg, negatives, batch.anchor, batch.positive, pool)
+        lo, hi = shard_bounds(b, info)  # this rank's share of the batch
+        total = 0.0
+        for c in range(lo, hi, LOSS_CHUNK):  # loop over chunks of edges, not edges
+            a, p = batch.anchor[c : min(c + LOSS_CHUNK, hi)], batch.positive[c : min(c + LOSS_CHUNK, hi)]
+            valid = torch.from_numpy(negatives.pool_mask(a, p, pool)).to(dev)
+            part = link_loss(cfg, z_leaf[torch.from_numpy(a).to(dev)],
+                             z_leaf[torch.from_numpy(p).to(dev)], z_leaf[pool_t], valid, denominator)  # fmt: skip
+            part.backward()  # accumulates into z_leaf.grad
+            total += float(part.detach())
+        step.optimiser.zero_grad(set_to_none=True)
+        if z_leaf.grad is None:  # a rank without edges still joins the gradient all-reduce
+            z_leaf.grad = torch.zeros_like(z_leaf)
+        # DDP averages gradients over ranks; the ranks' losses sum to the global loss.
+        z.backward(z_leaf.grad * info.world_size)
+        step.optimiser.step()
+        losses.append(total)
+        n_edges += b
+    return losses, n_edges, n_withheld
+
+
+def _blocks_to(blocks: list[Any], device: torch.device) -> list[Any]:
+    """The computation graph's blocks with their edge tensors on ``device``."""
+    if device.type == "cpu":
+        return blocks
+    return [replace(b, edges={r: e.to(device) for r, e in b.edges.items()}) for b in blocks]
+
 def train_hgnn(
     graph: CoGraph,
     features: np.ndarray,
@@ -200,6 +435,7 @@ def train_hgnn(
     checkpoint_dir: Path | None = None,
     progress: bool = True,
     dist_info: DistInfo | None = None,
+    device: str | torch.device | None = None,
 ) -> HGNNResult:
     """Train the HGNN on ``graph`` with ``features`` and embed every item.
 
@@ -213,6 +449,8 @@ def train_hgnn(
         progress: show a tqdm bar (rank 0 only under DDP).
         dist_info: the process group, or None for the one initialised in this process (a
             single process when there is none); see the module docstring.
+        device: ``runtime.device`` ("cpu", "cuda", "cuda:N"; None = cpu). Training and
+            inference run there; the returned model is on the CPU.
 
     Returns:
         HGNNResult (the same on every rank under DDP).
@@ -234,6 +472,12 @@ def train_hgnn(
         bad = np.flatnonzero(~np.isfinite(features).all(1))
         raise ValueError(f"features rows {bad[:5].tolist()} ({len(bad)} rows) are not finite")
 
+    dev = resolve_device(device)
+    if info.distributed and dev.type != "cpu":
+        raise UserError(
+            f"runtime.device is {str(dev)!r}, but HGNN data-parallel training runs on CPU "
+            "tensors (gloo); set runtime.device: cpu under torchrun"
+        )
     setup_rng = np.random.default_rng([seed, 0])
     train_graph, held_out = split_validation(graph, cfg.valid_fraction, setup_rng)
     valid = make_validation_set(
@@ -249,10 +493,13 @@ def train_hgnn(
         graph.item_type, cfg.n_negatives, type_matched=cfg.type_matched_negatives
     )
     adjacency = graph_adjacency(train_graph)
-    x_all = torch.from_numpy(features)
-    types_all = torch.from_numpy(graph.item_type.astype(np.int64))
+    mode, why = choose_step(cfg, adjacency, sampler, negatives, graph.n_items, seed)
+    if progress and info.is_main:
+        print(f"[hgrec] hgnn: {mode} step ({why})", flush=True)
+    x_all = torch.from_numpy(features).to(dev)
+    types_all = torch.from_numpy(graph.item_type.astype(np.int64)).to(dev)
 
-    model = build_model(graph, features.shape[1], cfg, seed)
+    model = build_model(graph, features.shape[1], cfg, seed).to(dev)
     net: torch.nn.Module = model
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -262,7 +509,7 @@ def train_hgnn(
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     state: dict[str, Any] = {
         "epoch": -1, "best_metric": -np.inf, "best_epoch": -1, "bad_epochs": 0,
-        "history": [], "best_state": copy.deepcopy(model.state_dict()),
+        "history": [], "best_state": copy.deepcopy(model.state_dict()), "untrained": None,
     }  # fmt: skip
     ckpt_path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
     # max_epochs and patience may change between runs, so a finished run can be extended.
@@ -282,6 +529,9 @@ def train_hgnn(
         optimiser.load_state_dict(saved["optimiser"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
+    if state.get("untrained") is None:  # the reference line of the learning curve
+        emb0 = embed_items(model, train_graph, features, cfg.inference_batch_edges, info, dev)
+        state["untrained"] = rank_validation(emb0, valid)
 
     bar = tqdm(
         range(state["epoch"] + 1, cfg.max_epochs),
@@ -289,51 +539,25 @@ def train_hgnn(
         unit="epoch",
         disable=not (progress and info.is_main),
     )
+    step = StepContext(net, optimiser, negatives, cfg, info, dev, graph.n_items)
     for epoch in bar:  # loop over epochs
         if state["bad_epochs"] >= cfg.patience:  # a resumed run that had already stopped
             break
         te = time.perf_counter()
         rng = np.random.default_rng([seed, 1, epoch])
         model.train()
-        losses, n_edges, n_excluded = [], 0, 0
-        for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over batches
-            b = len(batch)
-            if cfg.shared_negatives is None:
-                neg = negatives.sample(batch.positive, rng)  # (B, K)
-            else:
-                neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
-            lo, hi = shard_bounds(b, info)  # this rank's supervision edges (all in one process)
-            own_neg = neg[lo:hi].ravel() if cfg.shared_negatives is None else neg
-            seeds = np.concatenate([batch.anchor[lo:hi], batch.positive[lo:hi], own_neg])
-            exclude = (  # the whole batch's pairs, on every rank
-                PairSet.from_pairs(batch.anchor, batch.positive, graph.n_items)
-                if cfg.exclude_supervision_edges
-                else None
+        if mode == "full-graph":
+            losses, n_edges, n_excluded = full_graph_epoch(step, train_graph, x_all, types_all, rng)
+        else:
+            losses, n_edges, n_excluded = minibatch_epoch(
+                step, sampler, adjacency, x_all, types_all, rng
             )
-            cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, graph.n_items, exclude)
-            n_excluded += cg.n_excluded
-            nodes = torch.from_numpy(cg.nodes)
-            z = net(x_all[nodes], cg.blocks, types_all[nodes])[torch.from_numpy(cg.seed_local)]
-            m = hi - lo
-            z_a, z_p = z[:m], z[m : 2 * m]
-            if cfg.shared_negatives is None:
-                z_n = z[2 * m :].view(m, cfg.n_negatives, -1)
-                loss = hinge_loss(z_a, z_p, z_n, cfg.margin, denominator=b * cfg.n_negatives)
-            else:
-                pairs = negatives.pool_mask(batch.anchor, batch.positive, neg)  # (B, P) global
-                loss = shared_hinge_loss(z_a, z_p, z[2 * m :], cfg.margin,
-                                         torch.from_numpy(pairs[lo:hi]), float(pairs.sum()))  # fmt: skip
-            optimiser.zero_grad(set_to_none=True)
-            # DDP averages gradients over ranks; the ranks' losses sum to the global loss.
-            (loss * info.world_size).backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
-            n_edges += b
+        train_seconds = time.perf_counter() - te
         if info.distributed:  # global per-step losses; exclusions summed over the ranks'
             # graphs (a node sampled on two ranks counts twice, unlike in one process)
             summed = all_reduce_sum([*losses, n_excluded], info)
             losses, n_excluded = summed[:-1].tolist(), int(summed[-1])
-        emb = embed_items(model, train_graph, features, cfg.inference_batch_edges, info)
+        emb = embed_items(model, train_graph, features, cfg.inference_batch_edges, info, dev)
         figures = rank_validation(emb, valid)
         row = {
             "epoch": epoch,
@@ -343,7 +567,9 @@ def train_hgnn(
             "edges": n_edges,
             "excluded": n_excluded,
             "seconds": time.perf_counter() - te,
+            "train_seconds": train_seconds,
             "world_size": info.world_size,
+            "mode": mode,
         }
         state["history"].append(row)
         metric = figures["valid_mrr"]
@@ -376,12 +602,14 @@ def train_hgnn(
 
     model.load_state_dict(state["best_state"])
     model.eval()
-    embeddings = embed_items(model, graph, features, cfg.inference_batch_edges, info)
-    del net  # drop the DDP wrapper (and its gradient hooks)
+    embeddings = embed_items(model, graph, features, cfg.inference_batch_edges, info, dev)
+    del net, step  # drop the DDP wrapper (and its gradient hooks)
     return HGNNResult(
-        model=model,
+        model=model.cpu(),
         embeddings=embeddings,
         history=list(state["history"]),
         best_epoch=int(state["best_epoch"]),
         seconds=time.perf_counter() - t0,
+        mode=mode,
+        untrained=dict(state["untrained"]),
     )

@@ -21,6 +21,11 @@ its contiguous part of each global batch (``batch_size / world_size`` rows) and,
 ``global_negatives`` (default), scores its users against the item vectors gathered from all
 ranks, so the loss and its gradient are the single-process ones. Rank 0 validates; the
 score is broadcast and every rank takes the same early-stopping decision.
+
+Device: the towers live on ``model.device`` (``runtime.device``); each batch's inputs are
+featurised on the CPU and moved there, and the loss is computed there. The permutations are
+drawn on the CPU, so a seed gives the same batches on every device. DDP training runs on the
+CPU only (gloo).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hgrec.data.histories import Histories
+from hgrec.errors import UserError
 from hgrec.features.user import UserInputs
 from hgrec.models.base import TrainSet
+from hgrec.models.two_tower import to_device
 from hgrec.training.distributed import (
     DistInfo,
     all_gather_rows,
@@ -85,6 +92,71 @@ def prefix_histories(
     return histories.spans(starts, targets)
 
 
+def cold_twin_examples(
+    histories: Histories,
+    item_type: np.ndarray,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    max_history: int,
+) -> tuple[Histories, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every example, plus a *cold twin* of each example that could not be served cold.
+
+    A user who has never touched type T is asked, at query time, for T items from a history
+    with no T item at all (the cold protocol); among next-item examples that situation is
+    rare (on the default data 4.7% of the food-positive examples). The twin of an example
+    whose positive is of type T and whose history holds both T items and items of other
+    types is the same example with the T items removed from its history: what the user had
+    consumed of the other types before, and the T item they went on to. The original
+    example is kept, so the warm signal is untouched.
+
+    Args:
+        histories: (n_users rows) chronological training histories.
+        item_type: (n_items,) type code of every item.
+        rows, targets: the examples of :func:`build_examples`.
+        max_history: entries a history keeps at most (the last ones).
+
+    Returns:
+        pool: one flat Histories holding ``histories`` then, per type T, the histories
+            without T (rows are not meaningful; index it with ``spans``);
+        rows (m',) user row of each example (originals first, then twins);
+        starts, ends (m',) span of each example's history in ``pool``;
+        positives (m',) item of each example.
+    """
+    h = histories
+    item_t = item_type[h.items]  # (nnz,)
+    starts = np.maximum(h.indptr[rows], targets - max_history)
+    parts_items, parts_events, parts_weights = [h.items], [h.events], [h.weights]
+    out_rows, out_starts, out_ends, out_pos = [rows], [starts], targets.copy(), [h.items[targets]]
+    out_ends = [out_ends]
+    offset = len(h.items)
+    pos_t = item_t[targets]
+    for t in np.unique(pos_t):  # loop over item types
+        keep = item_t != t
+        before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # kept before position
+        row_start = before[h.indptr[rows]]
+        n_other = before[targets] - row_start  # other-type entries before the target
+        n_same = (targets - h.indptr[rows]) - n_other  # entries of type t before it
+        twin = (pos_t == t) & (n_other > 0) & (n_same > 0)
+        end = offset + before[targets[twin]]
+        out_rows.append(rows[twin])
+        out_ends.append(end)
+        out_starts.append(np.maximum(offset + row_start[twin], end - max_history))
+        out_pos.append(h.items[targets[twin]])
+        parts_items.append(h.items[keep])
+        parts_events.append(None if h.events is None else h.events[keep])
+        parts_weights.append(None if h.weights is None else h.weights[keep])
+        offset += int(keep.sum())
+    items = np.concatenate(parts_items)
+    pool = Histories(
+        indptr=np.array([0, len(items)], dtype=np.int64),
+        items=items,
+        events=None if h.events is None else np.concatenate(parts_events),
+        weights=None if h.weights is None else np.concatenate(parts_weights),
+    )
+    return (pool, np.concatenate(out_rows), np.concatenate(out_starts),
+            np.concatenate(out_ends), np.concatenate(out_pos))  # fmt: skip
+
+
 def in_batch_softmax_terms(
     user: torch.Tensor,
     item: torch.Tensor,
@@ -117,7 +189,7 @@ def in_batch_softmax_terms(
     if log_q is not None:
         logits = logits - log_q.unsqueeze(0)
     dup = item_ids.unsqueeze(0) == item_ids[positives].unsqueeze(1)  # (b, B)
-    dup[torch.arange(b), positives] = False
+    dup[torch.arange(b, device=dup.device), positives] = False
     if column_valid is not None:
         dup |= ~column_valid.unsqueeze(0)
     logits = logits.masked_fill(dup, float("-inf"))
@@ -150,7 +222,7 @@ def in_batch_softmax_loss(
     Returns:
         scalar loss.
     """
-    positives = torch.arange(user.shape[0])
+    positives = torch.arange(user.shape[0], device=user.device)
     per_example = in_batch_softmax_terms(user, item, item_ids, positives, temperature, log_q)
     if weights is not None:
         per_example = per_example * weights
@@ -193,8 +265,11 @@ def train_two_tower(
     step. ``validate`` runs on rank 0 only; its score is broadcast and all ranks apply the same
     early-stopping rule, so they stop together and restore identical best weights.
 
+    Runs on ``model.device``: the towers are there already, each batch's inputs are moved
+    there, the permutations are drawn on the CPU (the same batches on every device).
+
     Args:
-        model: a built model (towers and featurizers created).
+        model: a built model (towers and featurizers created, on ``model.device``).
         train: the training set.
         validate: the early-stopping score, higher is better (rank 0 only), or None.
         seed: drives the per-epoch permutations (identical on every rank).
@@ -210,6 +285,12 @@ def train_two_tower(
     """
     user_tower, item_tower, feats, featurizer = model._require_fitted()
     info = current_dist() if dist_info is None else dist_info
+    device = model.device
+    if info.distributed and device.type != "cpu":
+        raise UserError(
+            f"runtime.device is {str(device)!r} but two-tower DDP training (torchrun, gloo) "
+            "runs on the CPU only; set runtime.device: cpu"
+        )
     h = train.histories
     rows, targets, n_skipped = build_examples(h)
     if len(rows) == 0:
@@ -217,11 +298,18 @@ def train_two_tower(
             f"no training examples: {h.n_users} training histories have no interaction "
             "after their first; expected users with at least two interactions"
         )
-    target_items = h.items[targets]
+    n_plain = len(rows)
+    if model.cold_twins:
+        pool, rows, starts, ends, target_items = cold_twin_examples(
+            h, train.catalog.item_type, rows, targets, model.max_history
+        )
+    else:
+        pool, target_items = h, h.items[targets]
+        starts, ends = np.maximum(h.indptr[rows], targets - model.max_history), targets
     q = item_frequencies(target_items, train.catalog.n_items)
-    log_q = torch.from_numpy(np.log(np.maximum(q, 1e-12)).astype(np.float32))
+    log_q = torch.from_numpy(np.log(np.maximum(q, 1e-12)).astype(np.float32)).to(device)
     weights = (
-        torch.from_numpy(inverse_frequency_weights(target_items, q))
+        torch.from_numpy(inverse_frequency_weights(target_items, q))  # CPU, picked by idx
         if model.loss == "inverse-frequency"
         else None
     )
@@ -253,6 +341,7 @@ def train_two_tower(
 
     report: dict[str, Any] = {
         "n_examples": int(m),
+        "n_cold_twins": int(m - n_plain),
         "n_skipped_first": n_skipped,
         "n_users": int(h.n_users),
         "steps_per_epoch": int(steps),
@@ -279,15 +368,16 @@ def train_two_tower(
             if info.distributed:
                 part, valid = padded_shard(len(idx), info)
                 idx = idx[part]  # (ceil(B / W),) this rank's rows (padding repeats one)
-            b_rows, b_targets = rows[idx], targets[idx]
-            b_items = torch.from_numpy(target_items[idx])
-            hist = prefix_histories(h, b_rows, b_targets, model.max_history)
+            b_rows = rows[idx]
+            b_items_cpu = torch.from_numpy(target_items[idx])  # indexes the CPU features
+            b_items = b_items_cpu.to(device)
+            hist = pool.spans(starts[idx], ends[idx])  # as prefix_histories
             demo_b = UserInputs(
                 dense=users_all.dense[b_rows], categorical=users_all.categorical[b_rows]
             )
             inputs = featurizer.transform(hist, users=demo_b)
-            u = user_fwd(*inputs.tower_args())  # (b, d), as model.embed_users
-            v = item_fwd(*feats.tower_inputs(b_items))  # (b, d), as model.embed_items
+            u = user_fwd(*to_device(inputs.tower_args(), device))  # (b, d), as embed_users
+            v = item_fwd(*to_device(feats.tower_inputs(b_items_cpu), device))  # as embed_items
             if valid is None:  # single process: the original step, unchanged
                 loss = in_batch_softmax_loss(
                     u,
@@ -295,7 +385,7 @@ def train_two_tower(
                     b_items,
                     temperature=model.temperature,
                     log_q=log_q[b_items] if model.loss == "logq" else None,
-                    weights=None if weights is None else weights[idx],
+                    weights=None if weights is None else weights[idx].to(device),
                 )
                 batch_sum, batch_n = float(loss.detach()) * len(idx), len(idx)
             else:
