@@ -157,6 +157,10 @@ class HGNNConfig(Section):
     # 2 cores; held-out MRR rises for ~30 epochs (docs/hgnn.md), which fits make run's budget.
     max_epochs: int = Field(30, ge=1, description="P1: 50")
     patience: int = Field(3, ge=1, description="P1: 10")
+    # Held-out MRR is flat (or dips) for the first ~4 epochs while training relearns the
+    # degree signal of the untrained full-neighbourhood embeddings; one seed stopped there at
+    # epoch 5 with patience 3 (docs/hgnn.md), so early stopping waits this long.
+    min_epochs: int = Field(10, ge=1, description="no early stop before this many epochs")
     valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     valid_negatives: int = Field(100, ge=1, description="fixed same-type negatives per edge")
     valid_max_edges: int | None = Field(2000, ge=1, description="held-out edges ranked per relation")

@@ -250,3 +250,11 @@ def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
     g, x = _planted()
     with pytest.raises(UserError, match="runtime.device"):
         train_hgnn(g, x, _cfg(), seed=0, progress=False, device="cuda")
+
+
+def test_no_early_stop_before_min_epochs():
+    """A model that never improves stops after `patience` epochs, but not before min_epochs."""
+    g, x = _planted()
+    cfg = _cfg(max_epochs=12, patience=1, lr=1e-12, max_steps_per_epoch=1)
+    assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 1}), seed=1, progress=False).history) == 2
+    assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 7}), seed=1, progress=False).history) == 7

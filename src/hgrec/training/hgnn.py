@@ -24,7 +24,7 @@ its sampled computation graph (``exclude_supervision_edges``), so the model neve
 link it must predict (message-passing leakage). 10% of every relation's edges are held out
 (removed from message passing and from supervision); after each epoch they are ranked
 against fixed random same-type negatives with full-neighbourhood inference, and training
-stops after ``patience`` epochs without a better validation MRR, keeping the best model.
+stops after ``patience`` epochs without a better validation MRR (never before ``min_epochs``), keeping the best model.
 
 Data-parallel mode (``torchrun --nproc_per_node=N``, see :mod:`hgrec.training.ddp_main`):
 every rank draws the same global batch, negatives and batch salt from the same generator,
@@ -512,9 +512,9 @@ def train_hgnn(
         "history": [], "best_state": copy.deepcopy(model.state_dict()), "untrained": None,
     }  # fmt: skip
     ckpt_path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
-    # max_epochs and patience may change between runs, so a finished run can be extended.
+    # max_epochs, patience and min_epochs may change between runs (extend a finished run).
     fingerprint = {
-        "config": cfg.model_dump(mode="json", exclude={"max_epochs", "patience"}),
+        "config": cfg.model_dump(mode="json", exclude={"max_epochs", "patience", "min_epochs"}),
         "seed": seed,
         "n_items": graph.n_items,
         "n_edges": {r: e.n_edges for r, e in graph.relations.items()},
@@ -541,7 +541,7 @@ def train_hgnn(
     )
     step = StepContext(net, optimiser, negatives, cfg, info, dev, graph.n_items)
     for epoch in bar:  # loop over epochs
-        if state["bad_epochs"] >= cfg.patience:  # a resumed run that had already stopped
+        if state["bad_epochs"] >= cfg.patience and epoch >= cfg.min_epochs:  # stopped already
             break
         te = time.perf_counter()
         rng = np.random.default_rng([seed, 1, epoch])
@@ -581,7 +581,7 @@ def train_hgnn(
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
-        stop = state["bad_epochs"] >= cfg.patience
+        stop = state["bad_epochs"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
         if ckpt_path is not None and info.is_main:
             save_checkpoint(
                 ckpt_path,
