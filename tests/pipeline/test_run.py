@@ -149,3 +149,19 @@ def test_report_holds_the_hgnn_learning_curve(tmp_path: Path) -> None:
     report = render_full_report(metrics)
     assert report.index("# HGNN learning curve (hgnn)") < report.index("# Stage times")
     assert "| 0 (best) |" in report
+
+
+def test_cuda_without_a_gpu_fails_before_any_stage(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from hgrec.config import Config
+    from hgrec.errors import UserError
+    from hgrec.pipeline.run import run_pipeline
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = Config.model_validate(
+        {"runtime": {"device": "cuda"}, "data": {"adapter": "synthetic", "path": str(tmp_path)}}
+    )
+    with pytest.raises(UserError, match="runtime.device"):
+        run_pipeline(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

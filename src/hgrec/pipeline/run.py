@@ -93,6 +93,9 @@ class Pipeline:
         self.reuse_hgnn = reuse_hgnn
         if reuse_hgnn is not None:
             _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
+        from hgrec.utils.device import resolve_device
+
+        resolve_device(config.runtime.device)  # cuda without a GPU: fail before any stage
         seed_everything(self.seed)
         set_threads(config.runtime.threads)
         self.clock = StageClock()
