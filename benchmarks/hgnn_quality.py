@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from hgrec.config import Config
@@ -103,6 +104,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all rows here")
     args = ap.parse_args()
     set_threads(args.threads)
+    torch.use_deterministic_algorithms(True)  # identical reruns, as `hgrec run` on the CPU
 
     config, dataset, text, graph = load_run(args.run)
     train = make_train_set(dataset, text, config.runtime.seed)

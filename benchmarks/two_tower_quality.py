@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hgnn_quality import load_run, parse_settings, summarise  # noqa: E402
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all rows here")
     args = ap.parse_args()
     set_threads(args.threads)
+    torch.use_deterministic_algorithms(True)  # identical reruns, as `hgrec run` on the CPU
 
     config, dataset, text, _ = load_run(args.run, args.target)
     hgnn = None

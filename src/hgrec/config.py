@@ -107,14 +107,12 @@ class GraphConfig(Section):
 class HGNNConfig(Section):
     """Heterogeneous GraphSAGE (P1 equations 2-4) and its training (see docs/hgnn.md)."""
 
-
     enabled: bool = True
     hidden_dim: int = Field(128, ge=1, description="P1: not stated; 128 measured best per second")
     out_dim: int = Field(128, ge=1)
-    # Budget defaults for 2 shared CPU cores (docs/hgnn.md "Budget defaults"): one batch's
-    # 2-hop neighbourhood already covers ~90% of the Amazon graph, so a step costs about a
-    # full-graph pass whatever the batch size; large batches with shared negatives and
-    # fan-outs close to inference's full neighbourhoods were measured best in ~3 minutes.
+    # One mini-batch's 2-hop neighbourhood already covers ~97% of the Amazon graph, so the
+    # full-graph step is the default there (docs/hgnn.md); fan-outs close to inference's full
+    # neighbourhoods were measured best (docs/hgnn.md "History").
     fanouts: list[int] = Field([25, 10], min_length=1, description="per hop, seeds' hop first")
     final_activation: bool = Field(False, description="ReLU before the L2 norm (literal Eq. 3)")
     per_type_self: bool = Field(False, description="one W_self per node type")

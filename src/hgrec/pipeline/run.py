@@ -95,8 +95,11 @@ class Pipeline:
             _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
         from hgrec.utils.device import resolve_device
 
-        resolve_device(config.runtime.device)  # cuda without a GPU: fail before any stage
-        seed_everything(self.seed)
+        device = resolve_device(config.runtime.device)  # cuda without a GPU: fail first
+        # Deterministic CPU kernels: with 2 threads a scatter-add's summation order varied
+        # between runs and 30 HGNN epochs grew it to different metrics (issue 13); the
+        # deterministic kernels measured no slower (docs/hgnn.md). CUDA keeps its defaults.
+        seed_everything(self.seed, deterministic=device.type == "cpu")
         set_threads(config.runtime.threads)
         self.clock = StageClock()
         self.run_dir = RunDir(out)

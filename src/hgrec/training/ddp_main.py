@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     info = init_distributed(backend="gloo")
     try:
         seed = config.runtime.seed
-        seed_everything(seed)
+        seed_everything(seed, deterministic=True)  # CPU kernels; see pipeline.run
         set_threads(config.runtime.threads)
         dataset = load_dataset(config.data, seed)
         item_text = load_item_text(config, dataset, args.out, info)
