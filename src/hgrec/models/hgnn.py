@@ -431,8 +431,15 @@ def infonce_loss(
     """
     pos = (z_a * z_p).sum(-1, keepdim=True) / temperature  # (B, 1)
     neg = torch.einsum("bd,bkd->bk", z_a, z_n) / temperature  # (B, K)
-    per_anchor = torch.logsumexp(torch.cat([pos, neg], dim=1), dim=1) - pos.squeeze(1)
-    return per_anchor.sum() / max(float(z_a.size(0)) if denominator is None else denominator, 1.0)
+    return _softmax_nll(pos, neg, denominator)
+
+
+def _softmax_nll(pos: Tensor, neg: Tensor, denominator: float | None) -> Tensor:
+    """Sum over anchors of -log softmax of ``pos`` (B, 1) among [pos, neg (B, K)], divided
+    by ``denominator`` (None: B); -inf entries of ``neg`` are left out."""
+    per_anchor = torch.logsumexp(torch.cat([pos, neg], dim=1), dim=1) - pos.squeeze(1)  # (B,)
+    return per_anchor.sum() / max(float(pos.size(0)) if denominator is None else denominator, 1.0)
+
 
 def shared_infonce_loss(
     z_a: Tensor,
@@ -469,11 +476,7 @@ def shared_infonce_loss(
     neg = (z_a @ z_pool.T) / temperature  # (B, P)
     if valid is not None:
         neg = neg.masked_fill(~valid, float("-inf"))
-    logits = torch.cat([pos, neg], dim=1)  # (B, 1 + P)
-    per_anchor = torch.logsumexp(logits, dim=1) - pos.squeeze(1)  # (B,)
-    if denominator is None:
-        denominator = float(z_a.size(0))
-    return per_anchor.sum() / max(denominator, 1.0)
+    return _softmax_nll(pos, neg, denominator)
 
 @torch.no_grad()
 def embed_items(

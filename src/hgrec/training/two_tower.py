@@ -126,8 +126,7 @@ def cold_twin_examples(
     item_t = item_type[h.items]  # (nnz,)
     starts = np.maximum(h.indptr[rows], targets - max_history)
     parts_items, parts_events, parts_weights = [h.items], [h.events], [h.weights]
-    out_rows, out_starts, out_ends, out_pos = [rows], [starts], targets.copy(), [h.items[targets]]
-    out_ends = [out_ends]
+    out_rows, out_starts, out_ends, out_pos = [rows], [starts], [targets], [h.items[targets]]
     offset = len(h.items)
     pos_t = item_t[targets]
     for t in np.unique(pos_t):  # loop over item types
