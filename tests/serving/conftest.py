@@ -9,8 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hgrec.serving.app import StateHolder, create_app
+from hgrec.serving.security import LOOPBACK_HOSTS
 from hgrec.serving.state import ServingState, load_state
 from tests.serving.runs import make_run
+
+#: Host names the test apps answer: loopback plus the name TestClient and schemathesis send.
+TEST_HOSTS = (*LOOPBACK_HOSTS, "testserver")
+#: Admin token of the apps that serve ``/admin/reload``.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+#: Header carrying it.
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +33,17 @@ def state(run_dir: Path) -> ServingState:
 
 @pytest.fixture(scope="session")
 def client(run_dir: Path, state: ServingState) -> Iterator[TestClient]:
-    app = create_app(StateHolder(run_dir, state=state))
+    """The app as ``hgrec serve`` starts it without an admin token."""
+    app = create_app(StateHolder(run_dir, state=state), allowed_hosts=TEST_HOSTS)
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture()
+def admin_client(run_dir: Path, state: ServingState) -> Iterator[TestClient]:
+    """An app with the admin route on (:data:`ADMIN_TOKEN`), runs root = ``run_dir``'s folder;
+    a fresh holder per test, since reloads change it."""
+    app = create_app(StateHolder(run_dir, state=state), admin_token=ADMIN_TOKEN,
+                     allowed_hosts=TEST_HOSTS)
     with TestClient(app) as c:
         yield c

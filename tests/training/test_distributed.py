@@ -26,7 +26,9 @@ from hgrec.training.distributed import (
     DistInfo,
     all_gather_rows,
     all_reduce_sum,
+    barrier,
     broadcast_object,
+    cleanup,
     init_distributed,
     padded_shard,
     shard,
@@ -108,6 +110,14 @@ def torchrun(args: list[str], timeout: float = 120.0) -> subprocess.CompletedPro
     return done
 
 
+def _leave(info: DistInfo) -> None:
+    """Tear the group down together: no rank destroys its gloo pairs (and exits) while
+    another still writes its files, which once aborted a rank at exit ("terminate called
+    without an active exception")."""
+    barrier(info)
+    cleanup(info)
+
+
 def _worker(out: Path) -> None:
     """Run on every rank by :func:`test_ddp_two_tower_matches_single_process`."""
     from hgrec.models.two_tower import TwoTowerRecommender
@@ -147,7 +157,7 @@ def _worker(out: Path) -> None:
             "global": model.report_, "rank": rank_report, "grad_ok": grad_ok,
             "gathered_ok": gathered_ok, "ranks_agree": ranks_agree,
         }))
-    torch.distributed.destroy_process_group()
+    _leave(info)
 
 
 def test_ddp_two_tower_matches_single_process(tmp_path: Path) -> None:
@@ -321,7 +331,7 @@ def _hgnn_worker(out: Path) -> None:
                             "ranks_agree": bool(torch.equal(both[: len(emb)], both[len(emb):]))}
     if info.is_main:
         (out / "hgnn.json").write_text(json.dumps(report))
-    torch.distributed.destroy_process_group()
+    _leave(info)
 
 
 def test_ddp_hgnn_matches_single_process(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 Id columns (``user_id``, ``item_id`` and any listed in ``str_columns``) are always read as
 strings, so ``"007"`` stays ``"007"`` and ids written as integers still match ids written as
 text. Only an empty field is null in CSV/TSV; ``"NA"`` or ``"null"`` are kept as text.
+CSV/TSV text must be UTF-8: bytes that are not stop the read with an error naming the column,
+the rows and the lines.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import pandas as pd
 import pyarrow as pa
@@ -51,7 +54,8 @@ def read_table(path: str | Path, str_columns: Sequence[str] = ()) -> pd.DataFram
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        DataValidationError: unknown extension, or a file that cannot be parsed.
+        DataValidationError: unknown extension, a file that cannot be parsed, or CSV/TSV text
+            that is not UTF-8.
     """
     path = Path(path)
     fmt = table_format(path)
@@ -74,17 +78,84 @@ def _read_delimited(path: Path, fmt: str, as_str: Sequence[str]) -> pa.Table:
     types = {name: pa.string() for name in as_str}
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, null_values=[""])
     try:
-        return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as e:
+        if "utf8" in str(e).lower():  # an id column (read as text) holds non-UTF-8 bytes
+            _raise_not_utf8(path, parse)
         if "conversion error" not in str(e).lower():
             raise
-    # Arrow infers a column's type from the first block and fails on a later odd value
-    # ('abc' in an integer column); read every column as text so validation can name the row.
+        # Arrow infers a column's type from the first block and fails on a later odd value
+        # ('abc' in an integer column); read every column as text so validation can name the row.
+        names = _header_names(path, parse)
+        convert = pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]
+        )
+        try:
+            table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as e2:
+            if "utf8" in str(e2).lower():
+                _raise_not_utf8(path, parse)
+            raise
+    # Arrow infers binary, not string, for a column with non-UTF-8 bytes.
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        _raise_not_utf8(path, parse)
+    return table
+
+
+def _raise_not_utf8(path: Path, parse: pacsv.ParseOptions) -> NoReturn:
+    """Raise a DataValidationError for the first column holding bytes that are not UTF-8.
+
+    Rows count from 1 after the header, so row r is line r + 1 of the file when no quoted
+    field spans lines.
+    """
     names = _header_names(path, parse)
-    convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]
-    )
-    return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+    convert = pacsv.ConvertOptions(column_types={n: pa.binary() for n in names})
+    table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+    for name in table.column_names:  # loop over columns
+        rows, complete = _non_utf8_rows(table.column(name).combine_chunks())
+        if rows:
+            values = [table.column(name)[r].as_py()[:40] for r in rows]
+            lines = ", ".join(str(r + 2) for r in rows)
+            more = "" if complete else ", and more rows after these"
+            raise DataValidationError(
+                path.name,
+                name,
+                f"bytes that are not UTF-8 text{more}",
+                rows=[r + 1 for r in rows],
+                values=values,
+                expected=f"UTF-8 text (line{'s' if len(rows) > 1 else ''} {lines} of the file); "
+                "re-save the file as UTF-8",
+            )
+    raise DataValidationError(path.name, None, "text that is not UTF-8", expected="UTF-8 text")
+
+
+def _non_utf8_rows(values: pa.Array, limit: int = 5) -> tuple[list[int], bool]:
+    """(0-based rows of ``values`` (binary) that are not valid UTF-8, the first ``limit`` in
+    order; True when those are all of them).
+
+    Bisection: a cast to string validates a whole slice in C, so finding k bad rows takes
+    about k * log2(n) casts instead of a Python loop over the rows.
+    """
+    found: list[int] = []
+    todo = [(0, len(values))]  # a stack of [lo, hi) slices, the leftmost on top
+    while todo and len(found) < limit:
+        lo, hi = todo.pop()
+        if _is_utf8(values.slice(lo, hi - lo)):
+            continue
+        if hi - lo == 1:
+            found.append(lo)
+            continue
+        mid = (lo + hi) // 2
+        todo += [(mid, hi), (lo, mid)]
+    return found, all(_is_utf8(values.slice(lo, hi - lo)) for lo, hi in todo)
+
+
+def _is_utf8(values: pa.Array) -> bool:
+    try:
+        values.cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _header_names(path: Path, parse: pacsv.ParseOptions) -> list[str]:

@@ -165,6 +165,7 @@ def _resolve(
 
 def _items(df: pd.DataFrame, file: str, counts: dict[str, int]) -> pd.DataFrame:
     check.require_columns(df, file, ITEM_REQUIRED)
+    check.has_rows(df, file, "item")
     ids = check.nonempty_strings(df, file, ITEM_ID, "item id")
     check.unique(ids, file, ITEM_ID, "item id")
     types = check.nonempty_strings(df, file, ITEM_TYPE, "item type")
@@ -201,6 +202,7 @@ def _target(target: str | None, type_names: list[str], file: str, notes: list[st
 
 def _users(df: pd.DataFrame, file: str) -> pd.DataFrame:
     check.require_columns(df, file, (USER_ID,))
+    check.has_rows(df, file, "user")
     ids = check.nonempty_strings(df, file, USER_ID, "user id")
     check.unique(ids, file, USER_ID, "user id")
     out = df.copy()
@@ -223,6 +225,7 @@ def _interactions(
 ) -> dict[str, np.ndarray | pd.Categorical | pd.Series]:
     """Validated, mapped, sorted and de-duplicated interaction columns."""
     check.require_columns(df, file, INTERACTION_REQUIRED)
+    check.has_rows(df, file, "interaction")
     counts["interaction_rows_read"] = len(df)
     user_codes, user_words, _ = check.encode_strings(df, file, USER_ID, "user id")
     item_codes, item_words, _ = check.encode_strings(df, file, ITEM_ID, "item id")

@@ -33,21 +33,38 @@ def fail(
     rows = np.flatnonzero(bad)
     first = rows[:_SHOWN]
     vals = np.asarray(values, dtype=object)[first]
+    # In a float column NaN may be a NaN in the file, so it is shown; elsewhere it is a null.
+    floats = np.asarray(values).dtype.kind == "f"
     raise DataValidationError(
         file,
         column,
         problem,
         rows=(first + 1).tolist(),
-        values=[_plain(v) for v in vals],
+        values=[_plain(v, floats) for v in vals],
         n_rows=len(rows),
         expected=expected,
     )
 
 
-def _plain(v: object) -> object:
-    """Python scalars for messages: numpy 2 would print np.float64(1.5) instead of 1.5."""
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return None
+class _Empty:
+    """A null or empty field in a message: shown as <empty>, not as None."""
+
+    def __repr__(self) -> str:
+        return "<empty>"
+
+
+EMPTY = _Empty()
+
+
+def _plain(v: object, keep_nan: bool = False) -> object:
+    """Python scalars for messages: numpy 2 would print np.float64(1.5) instead of 1.5.
+
+    Nulls are shown as <empty>; NaN too unless ``keep_nan`` (then it prints as nan).
+    """
+    if v is None or v is pd.NA or v is pd.NaT:
+        return EMPTY
+    if isinstance(v, float | np.floating) and np.isnan(v) and not keep_nan:
+        return EMPTY
     return v.item() if isinstance(v, np.generic) else v
 
 
@@ -61,6 +78,14 @@ def require_columns(df: pd.DataFrame, file: str, columns: Iterable[str]) -> None
             f"missing column{'s' if len(missing) > 1 else ''} "
             + ", ".join(repr(c) for c in missing),
             expected=f"columns {list(columns)}; the file has {list(map(str, df.columns))}",
+        )
+
+
+def has_rows(df: pd.DataFrame, file: str, what: str) -> None:
+    """Raise when the table has no data rows (a header alone): nothing to learn from."""
+    if len(df) == 0:
+        raise DataValidationError(
+            file, None, "no data rows (only a header)", expected=f"at least one {what} row"
         )
 
 
@@ -215,8 +240,9 @@ def weights(s: pd.Series, file: str, column: str) -> np.ndarray:
     """Interaction weights, (n,) float32; raises on non-numeric, non-finite or negative values."""
     x, parsed = _numbers(s)
     if not parsed.all():
-        expected = "a number >= 0 on every row"
-        fail(file, column, "non-numeric or missing weights", ~parsed, s, expected)
+        # A float column reads an empty field as NaN too, so the two are reported together.
+        expected = "a finite number >= 0 on every row"
+        fail(file, column, "missing, NaN or non-numeric weights", ~parsed, s, expected)
     if not np.isfinite(x).all():
         fail(file, column, "non-finite weights", ~np.isfinite(x), s, "a finite number >= 0")
     if (x < 0).any():

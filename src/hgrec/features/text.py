@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from hgrec.data.dataset import Catalog
 from hgrec.data.schema import ITEM_ID, DataValidationError
+from hgrec.errors import UserError
 from hgrec.utils.artifacts import atomic_write
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ _FLUSH_EVERY = 8192
 _MAX_SHARDS = 32
 
 
-class TextModelError(ValueError):
+class TextModelError(UserError):
     """The text model cannot be found or loaded; the message says what was tried and the fix."""
 
 
@@ -473,7 +474,10 @@ def item_text_features(
 
 def save_text_features(path: str | Path, catalog: Catalog, feats: TextFeatures) -> Path:
     """Write Parquet: ``item_id`` (string), ``embedding`` (fixed-size list of float32), with the
-    model id, dim, max_seq_length and counts in the schema metadata. Atomic."""
+    model id, dim, max_seq_length and the empty-text count in the schema metadata. Atomic.
+
+    What came from the cache and what was embedded now is left out: the file's bytes (and so
+    every downstream stage key) depend on the catalogue and the model only."""
     if feats.n != catalog.n_items:
         raise ValueError(
             f"features have {feats.n} rows but the catalogue has {catalog.n_items} items; "
@@ -486,7 +490,7 @@ def save_text_features(path: str | Path, catalog: Catalog, feats: TextFeatures) 
     })
     meta = {
         "model": feats.model, "dim": feats.dim, "max_seq_length": feats.max_seq_length,
-        "n_empty": feats.n_empty, "n_cached": feats.n_cached, "n_embedded": feats.n_embedded,
+        "n_empty": feats.n_empty,
     }
     table = table.replace_schema_metadata({b"hgrec.text_features": json.dumps(meta).encode()})
     return atomic_write(path, lambda f: pq.write_table(table, f))

@@ -7,6 +7,7 @@ build report instead of disappearing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ import scipy.sparse as sp
 
 from hgrec.config import GraphConfig
 from hgrec.data.dataset import Dataset
+from hgrec.errors import UserError
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -67,6 +69,16 @@ def distinct_user_items(user: np.ndarray, item: np.ndarray, n_users: int, n_item
     return int(x.nnz)
 
 
+def check_events(cfg: GraphConfig, names: Sequence[str]) -> None:
+    """Raise when ``cfg.events`` names an event the dataset does not have (``names``)."""
+    unknown = sorted(set(cfg.events or ()) - set(names))
+    if unknown:
+        raise UserError(
+            f"graph.events: unknown event names {unknown}; expected events of the dataset "
+            f"{list(names)}"
+        )
+
+
 def select_interactions(
     dataset: Dataset, cfg: GraphConfig, users: np.ndarray | None = None
 ) -> GraphInput:
@@ -103,11 +115,7 @@ def select_interactions(
     keep = keep_user.copy()
     if cfg.events is not None:
         names = dataset.event_names
-        unknown = sorted(set(cfg.events) - set(names))
-        if unknown:
-            raise ValueError(
-                f"graph.events: unknown event names {unknown}; the dataset has {list(names)}"
-            )
+        check_events(cfg, names)
         allowed = np.isin(np.arange(len(names)), [names.index(e) for e in cfg.events])
         keep &= allowed[inter["event"].cat.codes.to_numpy().astype(np.int64)]
     user = user[keep]

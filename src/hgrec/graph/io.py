@@ -7,7 +7,11 @@ Layout of ``folder``::
                          when Spark wrote it
     summary.json         {"format": {n_items, type_names, relations: {name: {src_type,
                          dst_type, file}}, catalog_sha256}, "summary": summarize(graph),
-                         "report": build report or null}
+                         "report": build report without its timing, or null}
+
+Everything in the folder depends on the graph's content only: the folder's hash is part of
+every downstream stage key (``RunDir.output_hash``), so a wall time saved here would make two
+builds of the same graph look different. Build times live in the run's manifest.
 
 The ids are stored next to the indices so :func:`read_graph` can check that the graph still
 belongs to the catalogue it is read with (indices silently shift when a catalogue changes).
@@ -31,6 +35,7 @@ from hgrec.graph.types import CoGraph, RelationEdges
 
 SUMMARY_FILE = "summary.json"
 COLUMNS = ("src", "dst", "src_id", "dst_id", "count")
+TIMING_KEYS = ("seconds",)  # build report entries that vary between identical builds
 
 
 def catalog_fingerprint(catalog: Catalog) -> str:
@@ -49,7 +54,12 @@ def write_manifest(
     summary: dict[str, Any],
     report: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``summary.json`` describing the relation files of ``folder``; returns its path."""
+    """Write ``summary.json`` describing the relation files of ``folder``; returns its path.
+
+    ``report``'s timings (:data:`TIMING_KEYS`) are left out, so equal graphs give equal files.
+    """
+    if report is not None:
+        report = {k: v for k, v in report.items() if k not in TIMING_KEYS}
     manifest = {
         "format": {
             "n_items": catalog.n_items,

@@ -91,7 +91,7 @@ class ALS(Recommender):
         seed = train.seed if self.seed is None else int(self.seed)
         solver = self._make_solver(seed)
         with threadpool_limits(1, "blas"):
-            solver.fit(x, show_progress=True)
+            solver.fit(x, show_progress=False)  # the tuning loop shows progress (runtime.progress)
         self.item_factors = np.ascontiguousarray(solver.item_factors, dtype=np.float32)
         self.train_user_factors = np.asarray(solver.user_factors, dtype=np.float32)
         self._solver = solver

@@ -55,14 +55,17 @@ class StageClock:
     """Per-stage wall time, printed as a progress line and saved in the manifest."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    current: str | None = None  # the step running now; kept when it raises, for the manifest
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         print(f"[hgrec] {name} ...", flush=True)
+        self.current = name
         t0 = time.perf_counter()
         yield
         dt = time.perf_counter() - t0
         self.seconds[name] = self.seconds.get(name, 0.0) + dt
+        self.current = None
         print(f"[hgrec] {name} done in {dt:.1f}s", flush=True)
 
 
@@ -74,9 +77,15 @@ def run_pipeline(
     Args:
         config: the validated run config.
         out: the run directory (created; finished stages in it are reused).
-        fresh: delete the run directory first.
+        fresh: delete the run directory first (only a run directory: see :func:`check_out`).
         reuse_hgnn: a finished run whose HGNN weights are reused frozen (P2's static layer):
             this run recomputes the embeddings over its own graph and trains only the 2T.
+
+    Raises:
+        UserError, DataValidationError, FileNotFoundError: bad input. What can be checked
+            without reading the data (the run folder, the input files, the text model, the
+            device) is checked before the run folder is touched; a failure after that marks
+            the run ``failed`` in its manifest, with the reason.
     """
     return Pipeline(config, out, fresh, reuse_hgnn).run()
 
@@ -93,9 +102,14 @@ class Pipeline:
         self.reuse_hgnn = reuse_hgnn
         if reuse_hgnn is not None:
             _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
+        from hgrec.datasets import check_inputs
+        from hgrec.features.text import resolve_text_model
         from hgrec.utils.device import resolve_device
 
         device = resolve_device(config.runtime.device)  # cuda without a GPU: fail first
+        check_out(out, fresh)
+        check_inputs(config.data)
+        resolve_text_model(config.features.text_model)  # the default is not checked by Config
         # Deterministic CPU kernels: with 2 threads a scatter-add's summation order varied
         # between runs and 30 HGNN epochs grew it to different metrics (issue 13); the
         # deterministic kernels measured no slower (docs/hgnn.md). CUDA keeps its defaults.
@@ -114,6 +128,14 @@ class Pipeline:
 
     # ------------------------------------------------------------------ the whole job
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        except BaseException as e:
+            # Any failure, bad data included, is recorded: a run never stays 'running'.
+            self.run_dir.fail(e, self.clock.current)
+            raise
+
+    def _run(self) -> dict[str, Any]:
         from hgrec.evaluation.evaluate import evaluate_all
         from hgrec.evaluation.report import (
             learning_curve_file,
@@ -170,9 +192,13 @@ class Pipeline:
     # ------------------------------------------------------------------ stages
     def load(self) -> None:
         from hgrec.datasets import load_dataset
+        from hgrec.graph.inputs import check_events
 
         with self.clock("load"):
             self.dataset = load_dataset(self.config.data, self.seed)
+            # Settings that name things in the data: checked now, not when their stage runs.
+            if self.config.hgnn.enabled:
+                check_events(self.config.graph, self.dataset.event_names)
         _print_load_report(self.dataset)
         self.data_key = config_hash(
             {"data": self.config.data.model_dump(mode="json"),
@@ -261,7 +287,8 @@ class Pipeline:
             {"graph": self.run_dir.output_hash("graph"), "text": self.text_hash, "seed": self.seed,
              "hgnn": hgnn_cfg.model_dump(mode="json"), "stage": stage,
              "relations": {n: r.n_edges for n, r in graph.relations.items()},
-             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn"),
+             # the reused weights, not its training log (which holds wall times)
+             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn", ("model.pt",)),
              "draws": DRAWS_VERSION}
         )
         with self.clock(stage):
@@ -298,7 +325,9 @@ class Pipeline:
         cfg = self.config
         key = config_hash(
             {"data": self.data_key, "text": self.text_hash, "seed": self.seed,
-             "hgnn": None if hgnn_stage is None else self.run_dir.output_hash(hgnn_stage),
+             # what the 2T reads of the HGNN stage: its embeddings (history.json holds timings)
+             "hgnn": None if hgnn_stage is None
+             else self.run_dir.output_hash(hgnn_stage, ("embeddings.parquet",)),
              "two_tower": cfg.two_tower.model_dump(mode="json")}
         )
 
@@ -309,7 +338,8 @@ class Pipeline:
             if not self.run_dir.is_done(stage, key):
                 with self.run_dir.stage(stage, key) as tmp:
                     model = TwoTowerRecommender.from_config(
-                        cfg.two_tower, hgnn=hgnn_emb, device=cfg.runtime.device
+                        cfg.two_tower, hgnn=hgnn_emb, progress=self.progress,
+                        device=cfg.runtime.device,
                     )
                     model.fit(self.train, validate=validate)
                     model.save(tmp / "model")
@@ -383,6 +413,38 @@ class Pipeline:
 
 
 # ---------------------------------------------------------------------- helpers
+def check_out(out: Path, fresh: bool) -> None:
+    """Refuse a run folder that cannot be one, before anything is written or deleted.
+
+    Raises:
+        UserError: ``out`` (or a parent) is a file; ``out`` has an unreadable manifest; or
+            ``fresh`` would delete a non-empty folder that is not a run.
+    """
+    from hgrec.errors import UserError
+    from hgrec.utils.artifacts import MANIFEST
+
+    expected = "expected a new folder or a run folder written by hgrec run"
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "names an existing file" if parent == out else f"is inside the file {parent}"
+                raise UserError(f"--out {out}: {what}; {expected}")
+            break
+    if not out.is_dir():
+        return
+    manifest = out / MANIFEST
+    if manifest.exists():
+        try:
+            RunDir(out).read_manifest()
+        except (ValueError, OSError) as e:
+            raise UserError(f"--out {out}: {e}") from None
+    elif fresh and any(out.iterdir()):
+        raise UserError(
+            f"--out {out}: --fresh would delete a non-empty folder that is not a run "
+            f"(no {MANIFEST}); {expected}, or an empty one"
+        )
+
+
 def _input_paths(config: Config) -> dict[str, Path]:
     d = config.data
     paths: dict[str, Path] = {}

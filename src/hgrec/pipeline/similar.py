@@ -10,6 +10,7 @@ import pandas as pd
 from hgrec.data.dataset import Catalog
 from hgrec.errors import UserError
 from hgrec.models.hgnn_knn import similar_items
+from hgrec.utils.artifacts import RunDir
 
 
 def load_run_catalog(run: Path) -> Catalog:
@@ -31,6 +32,13 @@ def load_run_embeddings(run: Path, catalog: Catalog) -> np.ndarray:
 
 
 def print_similar(run: Path, item_id: str, k: int = 10, item_type: str | None = None) -> None:
+    """Print the k items nearest to ``item_id`` in a finished run's HGNN space.
+
+    Raises:
+        UserError: the run has not finished (its files may be half written), an unknown
+            item id or item type.
+    """
+    RunDir(run).finished_manifest()
     catalog = load_run_catalog(run)
     index = int(catalog.index_of([item_id])[0])
     if index < 0:

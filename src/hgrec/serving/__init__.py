@@ -2,6 +2,11 @@
 
 * :mod:`~hgrec.serving.index`: exact / voyager indexes, recall measured at build time;
 * :mod:`~hgrec.serving.state`: a run directory loaded for serving;
+* :mod:`~hgrec.serving.limits`: every request size limit, in one place;
+* :mod:`~hgrec.serving.schemas`: request and response bodies (the OpenAPI schema);
+* :mod:`~hgrec.serving.security`: admin token, runs root, allowed hosts, body size;
+* :mod:`~hgrec.serving.errors`: error answers that always encode, in the documented shapes;
+* :mod:`~hgrec.serving.metrics`: Prometheus text metrics;
 * :mod:`~hgrec.serving.app`: the FastAPI app (``create_app``) and atomic reloads;
 * :mod:`~hgrec.serving.cli`: ``hgrec serve``.
 """

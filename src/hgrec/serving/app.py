@@ -1,6 +1,6 @@
 """The HTTP service: FastAPI app over one :class:`~hgrec.serving.state.ServingState`.
 
-Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
+Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``; every error status is documented):
 
 * ``POST /recommend``: raw history (+ demographics) -> top-k of an item type, with the
   history items that explain each result ("because you liked"). Users never seen in
@@ -8,9 +8,10 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 * ``GET /users/{user_id}/recommendations``: the same from a stored user's history.
 * ``GET /items/{item_id}/similar``: nearest items in the HGNN space, across types.
 * ``GET /items/search``: title search (the try-it page's picker).
-* ``GET /healthz``, ``GET /metadata``, ``GET /metrics``.
-* ``POST /admin/reload``: switch to another (newer) run; loopback clients only. SIGHUP does
-  the same for the served path (see :func:`install_sighup`).
+* ``GET /healthz``, ``GET /metadata``, ``GET /metrics`` (Prometheus text format).
+* ``POST /admin/reload``: switch to another run under the runs root; only served when an
+  admin token is configured, and only to requests carrying it (see
+  :mod:`hgrec.serving.security`). SIGHUP reloads the served path (see :func:`install_sighup`).
 
 A reload loads the new state completely, then swaps one reference; a request reads that
 reference once, so requests in flight finish on the state they started with.
@@ -18,25 +19,29 @@ reference once, so requests in flight finish on the state they started with.
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from hgrec.serving.errors import install_error_handlers, safe_text
 from hgrec.serving.index import EXACT_THRESHOLD
-from hgrec.serving.metrics import Metrics, server_timing
+from hgrec.serving.limits import MAX_BODY_BYTES, MAX_K, MAX_MESSAGE, MAX_SEARCH_LIMIT
+from hgrec.serving.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, server_timing
 from hgrec.serving.schemas import (
-    MAX_K,
-    MAX_STR,
     Because,
+    ErrorMessage,
+    HealthResponse,
+    Id,
     ItemOut,
     RecommendedItem,
     RecommendRequest,
@@ -44,12 +49,50 @@ from hgrec.serving.schemas import (
     ReloadRequest,
     ReloadResponse,
     SearchResponse,
+    SearchText,
     SimilarItem,
     SimilarResponse,
+)
+from hgrec.serving.security import (
+    LOOPBACK_HOSTS,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    confine,
+    runs_root,
+    token_matches,
 )
 from hgrec.serving.state import Recommendation, ServingError, ServingState, load_state
 
 RUN_HEADER = "X-Hgrec-Run"
+#: The one answer to a refused reload: the same whether the path exists, lies outside the
+#: runs root or holds an unfinished run, so it tells nothing about the server's files.
+RELOAD_REFUSED = (
+    "reload refused: run_dir does not name a complete run under the runs root; still serving "
+    "the previous run (the server log says why)"
+)
+#: Answer to an admin request without the right token.
+ADMIN_UNAUTHORIZED = "missing or wrong admin token; send 'Authorization: Bearer <token>'"
+
+# Documented error answers (OpenAPI ``responses=``); 422 is added by FastAPI where a route
+# has parameters, in its own shape, which the service's 422s share.
+_Responses = dict[int | str, dict[str, Any]]
+_HOST: _Responses = {400: {"model": ErrorMessage,
+                           "description": "Host header not allowed, or a body that is not JSON"}}
+# The same for a route whose own answers are not JSON (its error answers still are).
+_HOST_JSON: _Responses = {400: {"description": _HOST[400]["description"], "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}}}
+_TOO_LARGE: _Responses = {413: {"model": ErrorMessage,
+                                "description": f"body over {MAX_BODY_BYTES} bytes"}}
+_NOT_FOUND: _Responses = {404: {"model": ErrorMessage,
+                                "description": "unknown id (named in the message)"}}
+_UNAUTHORIZED: _Responses = {401: {"model": ErrorMessage,
+                                   "description": "missing or wrong admin token"}}
+
+
+class PrometheusResponse(PlainTextResponse):
+    """The text exposition format's content type (Starlette adds the charset)."""
+
+    media_type = CONTENT_TYPE.removesuffix("; charset=utf-8")
 
 
 class StateHolder:
@@ -98,23 +141,11 @@ def install_sighup(holder: StateHolder) -> None:
     def _reload() -> None:
         try:
             old, new = holder.reload()
-            print(f"[hgrec serve] SIGHUP: {old.run_id} -> {new.run_id}", file=sys.stderr, flush=True)
+            _log(f"SIGHUP: {old.run_id} -> {new.run_id}")
         except Exception as e:  # noqa: BLE001 - keep serving the old state whatever went wrong
-            print(f"[hgrec serve] SIGHUP reload failed, still serving: {e}", file=sys.stderr, flush=True)
+            _log(f"SIGHUP reload failed, still serving: {e}")
 
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=_reload, daemon=True).start())
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'; False for anything else or None."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _item_out(state: ServingState, i: int) -> dict[str, Any]:
@@ -149,19 +180,27 @@ def _resolve_type(state: ServingState, item_type: str | None) -> str:
         if state.target_type is None:
             raise ServingError(
                 422, f"item_type is required (this run names no target type); expected one of "
-                f"{list(state.catalog.type_names)}"
+                f"{list(state.catalog.type_names)}", loc=("item_type",),
             )
         return state.target_type
     return state.item_type(item_type)
 
 
-def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
+def create_app(
+    holder: StateHolder,
+    admin_token: str | None = None,
+    runs_root_dir: str | Path | None = None,
+    allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+) -> FastAPI:
     """The FastAPI app serving ``holder.state``.
 
     Args:
         holder: the state reference (swapped by reloads).
-        admin: serve ``POST /admin/reload`` at all (the CLI turns it off when bound to a
-            non-loopback address); it also refuses every non-loopback client.
+        admin_token: serve ``POST /admin/reload`` to requests with ``Authorization: Bearer
+            <admin_token>``; None: no admin route at all (404).
+        runs_root_dir: reloads may only name runs inside this folder (resolved); default: the
+            folder holding ``holder.run_dir``.
+        allowed_hosts: ``Host`` names answered (port ignored); others get 400; ``"*"``: any.
     """
     app = FastAPI(
         title="hgrec",
@@ -176,19 +215,21 @@ def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
     compute = threading.Lock()
     app.state.holder = holder
     app.state.metrics = metrics
-
-    @app.exception_handler(ServingError)
-    async def _serving_error(request: Request, exc: ServingError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"detail": exc.message})
+    install_error_handlers(app)
+    # Added last = outermost: metrics also count the host check's 400s and the 413s.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(HostCheckMiddleware, allowed=tuple(allowed_hosts))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     def _timed(route: str, state: ServingState, rec: Recommendation, t0: float,
                response: Response) -> None:
         total = time.perf_counter() - t0
-        metrics.record(route, total, rec.timings)
+        metrics.record_stages(route, rec.timings)
         response.headers["Server-Timing"] = server_timing(rec.timings, total)
         response.headers[RUN_HEADER] = state.run_id
 
-    @app.post("/recommend", response_model=RecommendResponse, tags=["recommend"])
+    @app.post("/recommend", response_model=RecommendResponse, tags=["recommend"],
+              responses={**_HOST, **_TOO_LARGE})
     def recommend(body: RecommendRequest, response: Response) -> RecommendResponse:
         """Top-k items of ``item_type`` for a raw history; unknown item ids are skipped and
         listed in ``unknown_items``."""
@@ -202,16 +243,16 @@ def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
         with compute:
             rec = state.recommend(history, item_type, body.k, body.exclude_seen)
         out = _recommend_response(state, rec, unknown, item_type)
-        _timed("recommend", state, rec, t0, response)
+        _timed("/recommend", state, rec, t0, response)
         return out
 
     @app.get("/users/{user_id}/recommendations", response_model=RecommendResponse,
-             tags=["recommend"])
+             tags=["recommend"], responses={**_HOST, **_NOT_FOUND})
     def user_recommendations(
-        user_id: str,
+        user_id: Annotated[Id, PathParam(description="a user of the run")],
         response: Response,
-        item_type: str | None = Query(None, max_length=MAX_STR),
-        k: int = Query(10, ge=1, le=MAX_K),
+        item_type: Annotated[Id | None, Query()] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         exclude_seen: bool = True,
     ) -> RecommendResponse:
         """Recommendations from a stored user's history; 404 for users not in the run."""
@@ -221,14 +262,14 @@ def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
         with compute:
             rec = state.recommend(state.stored_history(user_id), t, k, exclude_seen)
         out = _recommend_response(state, rec, [], t)
-        _timed("user_recommendations", state, rec, t0, response)
+        _timed("/users/{user_id}/recommendations", state, rec, t0, response)
         return out
 
-    @app.get("/items/search", response_model=SearchResponse, tags=["items"])
+    @app.get("/items/search", response_model=SearchResponse, tags=["items"], responses=_HOST)
     def search_items(
-        q: str = Query(min_length=1, max_length=MAX_STR, description="part of a title"),
-        item_type: str | None = Query(None, max_length=MAX_STR),
-        limit: int = Query(20, ge=1, le=100),
+        q: Annotated[SearchText, Query(description="part of a title")],
+        item_type: Annotated[Id | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_LIMIT)] = 20,
     ) -> SearchResponse:
         """Items whose title contains ``q`` (case-insensitive), most interacted-with first."""
         state = holder.state
@@ -237,11 +278,12 @@ def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
             items=[ItemOut(**_item_out(state, int(i))) for i in hits.tolist()], run_id=state.run_id
         )
 
-    @app.get("/items/{item_id}/similar", response_model=SimilarResponse, tags=["items"])
+    @app.get("/items/{item_id}/similar", response_model=SimilarResponse, tags=["items"],
+             responses={**_HOST, **_NOT_FOUND})
     def similar_items(
-        item_id: str,
-        item_type: str | None = Query(None, max_length=MAX_STR, description="default: all"),
-        k: int = Query(10, ge=1, le=MAX_K),
+        item_id: Annotated[Id, PathParam(description="a catalogue item id")],
+        item_type: Annotated[Id | None, Query(description="default: all")] = None,
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     ) -> SimilarResponse:
         """Nearest items by HGNN embedding (dot product), across item types unless given."""
         state = holder.state
@@ -254,40 +296,66 @@ def create_app(holder: StateHolder, admin: bool = True) -> FastAPI:
             run_id=state.run_id,
         )
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"], responses=_HOST)
+    def healthz() -> HealthResponse:
         state = holder.state
-        return {"status": "ok", "run_id": state.run_id, "model": state.model_name}
+        return HealthResponse(status="ok", run_id=state.run_id, model=state.model_name)
 
-    @app.get("/metadata", tags=["ops"])
+    @app.get("/metadata", tags=["ops"], responses=_HOST)
     def metadata() -> dict[str, Any]:
-        """Run id, when it was trained, catalogue sizes per type, model, versions, index."""
+        """Run id (its folder's name, never its path), when it was trained, catalogue sizes per
+        type, model, versions, index."""
         return holder.state.metadata()
 
-    @app.get("/metrics", tags=["ops"])
-    def get_metrics() -> dict[str, Any]:
-        """Requests and in-process seconds per route, split into tower / index / explain."""
-        return metrics.snapshot()
+    @app.get("/metrics", response_class=PrometheusResponse, tags=["ops"], responses=_HOST_JSON)
+    def get_metrics() -> PrometheusResponse:
+        """Request counts by route and status, latency histograms and the tower / index /
+        explain split, in the Prometheus text exposition format 0.0.4."""
+        state = holder.state
+        info = {"run_id": state.run_id, "model": state.model_name}
+        return PrometheusResponse(metrics.render(info))
 
-    if admin:
-        @app.post("/admin/reload", response_model=ReloadResponse, tags=["ops"],
-                  responses={403: {"description": "client is not on the loopback interface"}})
-        async def reload(request: Request, body: ReloadRequest | None = None) -> ReloadResponse:
-            """Switch to ``run_dir`` (default: the served path again) without dropping requests."""
-            host = request.client.host if request.client is not None else None
-            if not is_loopback(host):
-                raise ServingError(403, f"/admin/reload is only served to loopback clients, not {host!r}")
-            t0 = time.perf_counter()
-            try:
-                old, new = await run_in_threadpool(holder.reload, body.run_dir if body else None)
-            except Exception as e:  # noqa: BLE001 - the old run keeps serving; say why
-                raise ServingError(422, f"reload failed, still serving the previous run: {e}") from e
-            return ReloadResponse(
-                previous_run_id=old.run_id, run_id=new.run_id, seconds=time.perf_counter() - t0
-            )
+    if admin_token is not None:
+        _add_admin(app, holder, admin_token, runs_root(runs_root_dir, holder.run_dir))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(resources.files("hgrec.serving").joinpath("static/index.html").read_text())
 
     return app
+
+
+def _add_admin(app: FastAPI, holder: StateHolder, token: str, root: Path) -> None:
+    """``POST /admin/reload``, for requests carrying ``token``, confined to runs under ``root``."""
+
+    async def require_token(request: Request) -> None:
+        if not token_matches(request.headers.get("authorization"), token):
+            raise ServingError(401, ADMIN_UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.post("/admin/reload", response_model=ReloadResponse, tags=["ops"],
+              dependencies=[Depends(require_token)],
+              responses={**_HOST, **_UNAUTHORIZED, **_TOO_LARGE})
+    async def reload(body: ReloadRequest | None = None) -> ReloadResponse:
+        """Switch to ``run_dir`` (a run under the runs root; default: the served path again)
+        without dropping requests."""
+        t0 = time.perf_counter()
+        target: Path | None = None
+        if body is not None and body.run_dir is not None:
+            target = confine(root, body.run_dir)
+            if target is None:
+                _log(f"reload refused: {safe_text(body.run_dir)!r} is not a folder inside the "
+                     "runs root")
+                raise ServingError(422, RELOAD_REFUSED, loc=("run_dir",))
+        try:
+            old, new = await run_in_threadpool(holder.reload, target)
+        except Exception as e:  # noqa: BLE001 - the old run keeps serving; the log says why
+            _log(f"reload failed, still serving: {safe_text(str(e), MAX_MESSAGE)}")
+            raise ServingError(422, RELOAD_REFUSED, loc=("run_dir",)) from e
+        _log(f"reload: {old.run_id} -> {new.run_id}")
+        return ReloadResponse(
+            previous_run_id=old.run_id, run_id=new.run_id, seconds=time.perf_counter() - t0
+        )
+
+
+def _log(message: str) -> None:
+    print(f"[hgrec serve] {message}", file=sys.stderr, flush=True)

@@ -1,21 +1,65 @@
 """Request and response bodies of the HTTP service (they make its OpenAPI schema).
 
-Limits live here so that a request over them gets FastAPI's 422 naming the field, the same
-way as any other invalid body.
+Every string is checked to be proper Unicode (JSON allows a lone surrogate such as
+``"\\ud800"``, which no UTF-8 answer can carry) and bounded by a limit of
+:mod:`hgrec.serving.limits`; numbers are strict (``k: true`` is not 1) and finite. A request
+over any of them gets FastAPI's 422 naming the field, the same way as any other invalid body.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any
 
-#: Longest history a request may carry (the two-tower reads only its last max_history items).
-MAX_HISTORY = 500
-#: Largest k.
-MAX_K = 1000
-#: Longest id, event, type or title-query string accepted.
-MAX_STR = 200
-#: Most demographic fields in ``user``.
-MAX_USER_FIELDS = 32
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from hgrec.serving.limits import (
+    MAX_HISTORY,
+    MAX_ID,
+    MAX_K,
+    MAX_QUERY,
+    MAX_RUN_DIR,
+    MAX_USER_FIELDS,
+    MAX_USER_KEY,
+    MAX_USER_VALUE,
+)
+
+
+def proper_unicode(value: Any) -> Any:
+    """Refuse a string that cannot be encoded as UTF-8 (a lone surrogate); pass anything else.
+
+    Raises:
+        PydanticCustomError: type ``string_unicode``, naming the code point and its position.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise PydanticCustomError(
+                "string_unicode",
+                "String should be valid Unicode; found a lone surrogate U+{code} at position "
+                "{position}",
+                {"code": f"{ord(value[e.start]):04X}", "position": e.start},
+            ) from None
+    return value
+
+
+_UNICODE = BeforeValidator(proper_unicode)
+#: An item id, user id, event name or item type.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID), _UNICODE]
+#: A title search string.
+SearchText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY), _UNICODE]
+#: A demographic field name.
+UserKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_KEY), _UNICODE]
+#: A run directory named in a reload.
+RunDirText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_RUN_DIR), _UNICODE]
+#: A finite JSON number (NaN and Infinity, which Python's JSON reader accepts, are refused).
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+#: One demographic value: a short string, a finite number, a boolean or null.
+UserValue = Annotated[
+    Annotated[str, StringConstraints(max_length=MAX_USER_VALUE)] | FiniteFloat | StrictBool | None,
+    _UNICODE,
+]
 
 
 class _Body(BaseModel):
@@ -23,11 +67,9 @@ class _Body(BaseModel):
 
 
 class HistoryEntry(_Body):
-    item_id: str = Field(min_length=1, max_length=MAX_STR, description="catalogue item id")
-    event: str | None = Field(
-        None, min_length=1, max_length=MAX_STR, description="event name; default 'stream'"
-    )
-    timestamp: float | None = Field(
+    item_id: Id = Field(description="catalogue item id")
+    event: Id | None = Field(None, description="event name; default 'stream'")
+    timestamp: FiniteFloat | None = Field(
         None, description="epoch seconds; when given on every entry the history is sorted by it"
     )
 
@@ -37,16 +79,15 @@ class RecommendRequest(_Body):
         default_factory=list, max_length=MAX_HISTORY,
         description=f"the user's interactions, oldest first (at most {MAX_HISTORY})",
     )
-    user: dict[str, str | float | bool | None] | None = Field(
+    user: dict[UserKey, UserValue] | None = Field(
         None, max_length=MAX_USER_FIELDS,
         description="demographic fields such as country or age (missing ones count as unknown)",
     )
-    item_type: str | None = Field(
-        None, max_length=MAX_STR, description="type of the recommended items; default: the run's "
-        "target type"
+    item_type: Id | None = Field(
+        None, description="type of the recommended items; default: the run's target type"
     )
-    k: int = Field(10, ge=1, le=MAX_K, description="number of recommendations")
-    exclude_seen: bool = Field(True, description="never recommend items of the history")
+    k: int = Field(10, ge=1, le=MAX_K, strict=True, description="number of recommendations")
+    exclude_seen: StrictBool = Field(True, description="never recommend items of the history")
 
 
 class Because(BaseModel):
@@ -93,9 +134,10 @@ class SearchResponse(BaseModel):
 
 
 class ReloadRequest(_Body):
-    run_dir: str | None = Field(
-        None, max_length=4096, description="run directory to switch to; default: the served path "
-        "again (re-resolved, so a moved symlink switches runs)"
+    run_dir: RunDirText | None = Field(
+        None, description="run directory to switch to, relative to the runs root (or an "
+        "absolute path inside it); default: the served path again (re-resolved, so a moved "
+        "symlink switches runs)"
     )
 
 
@@ -103,3 +145,15 @@ class ReloadResponse(BaseModel):
     previous_run_id: str
     run_id: str
     seconds: float
+
+
+class ErrorMessage(BaseModel):
+    """Every error answer except 422: one human-readable sentence."""
+
+    detail: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+    run_id: str
+    model: str

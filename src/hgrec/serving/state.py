@@ -37,7 +37,7 @@ from hgrec.serving.index import (
     load_type_indexes,
     save_type_indexes,
 )
-from hgrec.utils.artifacts import file_sha256
+from hgrec.utils.artifacts import RunDir, file_sha256
 
 #: Served model when ``--model`` is not given: the first of these present, else the first
 #: model folder in name order.
@@ -45,12 +45,25 @@ MODEL_PREFERENCE = ("2t-hgnn", "hgnn-knn")
 
 
 class ServingError(ValueError):
-    """A request the service cannot answer; ``status`` is the HTTP status (404, 422)."""
+    """A request the service cannot answer.
 
-    def __init__(self, status: int, message: str) -> None:
+    Args:
+        status: the HTTP status (401, 403, 404, 422).
+        message: one sentence for the client; never a file-system path.
+        loc: for a 422, the field it is about, e.g. ``("history", 3, "event")`` (the app
+            prefixes "body" or "query").
+        headers: extra answer headers (``WWW-Authenticate`` of a 401).
+    """
+
+    def __init__(
+        self, status: int, message: str, loc: tuple[str | int, ...] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.loc = loc
+        self.headers = headers
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,8 @@ class ServingState:
     def item_type(self, name: str) -> str:
         if name not in self.catalog.type_names:
             raise ServingError(
-                422, f"unknown item_type {name!r}; expected one of {list(self.catalog.type_names)}"
+                422, f"unknown item_type {name!r}; expected one of {list(self.catalog.type_names)}",
+                loc=("item_type",),
             )
         return name
 
@@ -152,7 +166,7 @@ class ServingState:
         if has_ts.any() and not has_ts.all():
             raise ServingError(
                 422, f"history: {int(has_ts.sum())} of {n} entries have a timestamp; expected "
-                "a timestamp on every entry or on none"
+                "a timestamp on every entry or on none", loc=("history",),
             )
         idx = self.item_lookup.get_indexer(pd.Index(item_ids, dtype=object))
         ev_names = [DEFAULT_EVENT if e is None else e for e in events]
@@ -163,7 +177,7 @@ class ServingState:
         if len(bad):
             raise ServingError(
                 422, f"history[{int(bad[0])}].event {ev_names[bad[0]]!r} is not an event of this "
-                f"run; expected one of {list(self.event_names)}"
+                f"run; expected one of {list(self.event_names)}", loc=("history", int(bad[0]), "event"),
             )
         order = (
             np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
@@ -204,7 +218,7 @@ class ServingState:
             if not np.isfinite(u).all():
                 raise ServingError(
                     422, "the user fields give a non-finite user vector; expected numeric "
-                    "demographic values of ordinary magnitude"
+                    "demographic values of ordinary magnitude", loc=("user",),
                 )
             t1 = time.perf_counter()
             ids, scores = self.user_indexes[item_type].search(u, k, exclude=seen)
@@ -282,12 +296,12 @@ class ServingState:
         return hits[order[:limit]]
 
     def metadata(self) -> dict[str, Any]:
+        """What ``GET /metadata`` shows: the run's name, never its path on the server."""
         m = self.manifest
         c = self.catalog
         sizes = {t: int((c.item_type == i).sum()) for i, t in enumerate(c.type_names)}
         return {
             "run_id": self.run_id,
-            "run_dir": str(self.run_dir),
             "status": m.get("status"),
             "trained_at": m.get("finished_at"),
             "seed": m.get("seed"),
@@ -304,18 +318,6 @@ class ServingState:
 
 
 # ---------------------------------------------------------------------- loading
-
-
-def _read_manifest(run_dir: Path, require_complete: bool) -> dict[str, Any]:
-    f = run_dir / "manifest.json"
-    if not f.exists():
-        raise FileNotFoundError(f"{f} does not exist; expected a run directory written by `hgrec run`")
-    manifest = json.loads(f.read_text())
-    if require_complete and manifest.get("status") != "complete":
-        raise ValueError(
-            f"{f}: status {manifest.get('status')!r}; expected 'complete' (the run has not finished)"
-        )
-    return manifest
 
 
 def _target_type(run_dir: Path, manifest: dict[str, Any], catalog: Catalog) -> str | None:
@@ -429,7 +431,8 @@ def _indexes(
         save_type_indexes(built, folder, expect)
         return built, "built"
     except OSError as e:  # a read-only run directory still serves, from memory
-        return built, f"built (not saved: {e})"
+        # strerror only: the full message names the path, and /metadata shows this.
+        return built, f"built (not saved: {e.strerror or type(e).__name__})"
 
 
 def load_state(
@@ -446,13 +449,13 @@ def load_state(
             moved serves the new target).
         model_name: a model of the run (models.json); None picks :func:`choose_model`'s default.
         exact_threshold: item types with more items use the voyager HNSW index.
-        require_complete: refuse runs whose manifest is not "complete".
+        require_complete: refuse runs whose manifest is not "complete" (``UserError``).
     """
     from hgrec.features.text import load_text_features
     from hgrec.models.registry import load_model
 
     run_dir = Path(run_dir).resolve()
-    manifest = _read_manifest(run_dir, require_complete)
+    manifest = RunDir(run_dir).finished_manifest(require_complete)
     seed = int(manifest.get("seed") or 0)
     data = run_dir / "data"
     for f in ("items.parquet", "users.parquet", "interactions.parquet"):

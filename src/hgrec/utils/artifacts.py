@@ -42,6 +42,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from hgrec.errors import UserError
+
 MANIFEST = "manifest.json"
 STAGE_FILE = "_STAGE.json"
 # Distributions whose versions make a run reproducible; a missing one is recorded as None.
@@ -198,6 +200,12 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def error_text(error: BaseException, limit: int = 2000) -> str:
+    """One line saying what went wrong: the message, or the exception type when it has none."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:limit]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -241,10 +249,33 @@ class RunDir:
             return None
         try:
             return json.loads(self.manifest_path.read_text())
-        except json.JSONDecodeError as e:  # only possible if written by something else
-            raise ValueError(
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:  # written by something else
+            raise UserError(
                 f"{self.manifest_path}: not valid JSON ({e}); expected a run manifest"
             ) from e
+
+    def finished_manifest(self, require_complete: bool = True) -> dict[str, Any]:
+        """The manifest of a run others may read (``hgrec serve``, reloads, ``hgrec similar``).
+
+        A run's files can be half written until its status is ``complete`` (written last).
+
+        Raises:
+            UserError: no manifest (not a run directory), a manifest that is not a JSON
+                object, or (with ``require_complete``) a status other than ``complete``.
+        """
+        f = self.manifest_path
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise UserError(f"{f} does not exist; expected a run directory written by `hgrec run`")
+        if not isinstance(manifest, dict):
+            raise UserError(f"{f}: a JSON {type(manifest).__name__}; expected a run manifest object")
+        status = manifest.get("status")
+        if require_complete and status != "complete":
+            hint = ("wait for `hgrec run` to finish" if status == "running"
+                    else "run `hgrec run` again to finish it")
+            raise UserError(f"{f}: status {status!r}; expected 'complete' (the run has not "
+                            f"finished: {hint})")
+        return manifest
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -326,11 +357,16 @@ class RunDir:
         """Delete everything in the run folder, for a fresh run.
 
         Refuses a non-empty folder without a manifest: it may not be a run folder at all.
+
+        Raises:
+            UserError: ``path`` is a file, or a non-empty folder that is not a run.
         """
         if not self.path.exists():
             return
-        if any(self.path.iterdir()) and not self.manifest_path.exists():
-            raise ValueError(
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: is a file; expected a run folder to clear")
+        if any(self.path.iterdir()) and not self.manifest_path.is_file():
+            raise UserError(
                 f"{self.path}: refusing to clear a non-empty folder without {MANIFEST}; "
                 "expected a run directory written by hgrec"
             )
@@ -349,6 +385,18 @@ class RunDir:
             known = sorted(self.manifest["inputs"])
             raise KeyError(f"{self.path}: no input {name!r}; expected one of {known}")
         return str(self.manifest["inputs"][name]["sha256"])
+
+    def fail(self, error: BaseException, stage: str | None = None) -> None:
+        """Mark the run failed with the reason (``stage``: where it happened, when known)."""
+        if self._manifest is None:
+            return
+        self.manifest.update(
+            status="failed",
+            finished_at=_now(),
+            seconds=round(time.perf_counter() - self._t0, 3),
+            error={"stage": stage, "type": type(error).__name__, "message": error_text(error)},
+        )
+        self._write_manifest()
 
     def finish(self) -> dict[str, Any]:
         """Mark the run complete; this manifest write is the last thing a run does."""
@@ -385,12 +433,23 @@ class RunDir:
                     return False
         return True
 
-    def output_hash(self, name: str) -> str:
-        """sha256 over a finished stage's output hashes: use it in downstream stage keys."""
+    def output_hash(self, name: str, files: tuple[str, ...] | None = None) -> str:
+        """sha256 over a finished stage's output hashes: use it in downstream stage keys.
+
+        Args:
+            files: only these outputs (paths relative to the stage folder), e.g. the
+                embeddings a later stage reads and not a training log that holds timings.
+        """
         info = self.stage_info(name)
         if info is None:
             raise FileNotFoundError(f"{self.stage_path(name)}: stage {name!r} has not finished")
-        return config_hash(info["outputs"])
+        outputs = info["outputs"]
+        if files is not None:
+            missing = [f for f in files if f not in outputs]
+            if missing:
+                raise FileNotFoundError(f"{self.stage_path(name)}: stage {name!r} has no {missing}")
+            outputs = {f: outputs[f] for f in files}
+        return config_hash(outputs)
 
     @contextmanager
     def stage(self, name: str, key: str) -> Iterator[Path]:
@@ -407,10 +466,7 @@ class RunDir:
             yield tmp
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            if self._manifest is not None:
-                error = {"stage": name, "message": repr(e)[:2000]}
-                self.manifest.update(status="failed", error=error)
-                self._write_manifest()
+            self.fail(e, name)
             raise
         seconds = round(time.perf_counter() - t0, 3)
         outputs = {
@@ -427,7 +483,7 @@ class RunDir:
             self.manifest["stages"][name] = {k: info[k] for k in ("key", "seconds", "finished_at")}
             self.manifest["stages"][name]["outputs_hash"] = config_hash(outputs)
             if self.manifest.get("status") == "failed":
-                self.manifest.update(status="running", error=None)
+                self.manifest.update(status="running", error=None, finished_at=None, seconds=None)
             self._write_manifest()
 
     def _swap_in(self, tmp: Path, final: Path) -> None:
