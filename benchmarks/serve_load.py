@@ -1,14 +1,17 @@
-"""Load test of ``POST /recommend``: open-loop fixed rate against a server on 127.0.0.1.
+"""Load test of ``POST /recommend``: open-loop rate sweep against a server on 127.0.0.1.
 
 Starts ``python -m hgrec.serving.cli`` in a subprocess on a free loopback port (never any
-other address), sends ``--rate`` requests per second for ``--duration`` seconds with
-realistic histories (sampled from the run's stored users), then stops the server. Reports
-client-side p50/p95/p99 latency, errors, the achieved rate, and the in-process split between
-the user tower and the index read from the server's ``/metrics`` (P1 section 4.3: the user
-vector is computed in real time, then the nearest-neighbour index is queried).
+other address); for each rate of ``--rates`` sends that many requests per second for
+``--duration`` seconds with realistic histories (sampled from the run's stored users), then
+stops the server. Reports per rate the client-side p50/p95/p99 latency, errors and the
+achieved rate, the highest rate that holds the goal (p99 <= ``--goal-p99-ms`` with zero
+errors), the mean micro-batch size, and the in-process split between the user tower and the
+index read from the server's ``/metrics`` (P1 section 4.3: the user vector is computed in
+real time, then the nearest-neighbour index is queried). With ``--workers`` > 1 the
+``/metrics`` numbers are those of the worker that answered the scrape.
 
-The reference in the same run is ``GET /healthz`` at the same rate: the HTTP + event-loop
-floor, so ``recommend / healthz`` shows what the recommender itself adds.
+The reference at each rate, in the same run, is ``GET /healthz`` at that rate: the HTTP +
+event-loop floor, so ``recommend / healthz`` shows what the recommender itself adds.
 
 Without ``--run`` a synthetic run is written to a temp folder: a catalogue of
 ``--items`` items (90% of the new type "food", 10% "kitchen"), random L2-normalised
@@ -16,6 +19,8 @@ vectors of width ``--dim`` (random vectors: the *index* part is realistic in siz
 structure) served by HGNN-KNN, whose user tower is the mean of the history's vectors.
 
 Examples:
+    python benchmarks/serve_load.py --run runs/amazon-food-kitchen --rates 100,200,400,600,800 \
+        --duration 15 --workers 2
     python benchmarks/serve_load.py --rate 200 --duration 60
     python benchmarks/serve_load.py --items 1000000 --rate 200 --duration 60
     python benchmarks/serve_load.py --run runs/amazon-food-kitchen --rate 200 --duration 60
@@ -181,22 +186,44 @@ def summary(name: str, lat: np.ndarray, errors: int, wall: float, n: int) -> dic
             "p95_ms": round(float(p[1]), 2), "p99_ms": round(float(p[2]), 2)}
 
 
+def parse_rates(text: str) -> list[float]:
+    """``"100,200,400"`` -> [100.0, 200.0, 400.0] (positive, ascending)."""
+    try:
+        rates = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise SystemExit(f"--rates {text!r}: expected comma-separated numbers, e.g. 100,200,400")
+    if not rates or min(rates) <= 0:
+        raise SystemExit(f"--rates {text!r}: expected positive requests per second")
+    return sorted(rates)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", help="a finished run directory (default: a synthetic one)")
     ap.add_argument("--items", type=int, default=36_000, help="synthetic catalogue size")
     ap.add_argument("--dim", type=int, default=128, help="synthetic vector width")
-    ap.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    ap.add_argument("--rates", help="comma-separated requests per second to sweep, e.g. "
+                    "100,200,400,600,800 (default: --rate)")
+    ap.add_argument("--rate", type=float, default=200.0, help="one rate (without --rates)")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per phase")
-    ap.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
+    ap.add_argument("--warmup", type=float, default=3.0,
+                    help="seconds of unmeasured load before each rate")
+    ap.add_argument("--goal-p99-ms", dest="goal_p99_ms", type=float, default=15.0,
+                    help="a rate holds the goal when recommend p99 <= this with zero errors")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--item-type", dest="item_type", help="default: the run's target type")
     ap.add_argument("--exact-threshold", dest="exact_threshold", type=int, default=100_000)
-    ap.add_argument("--threads", type=int, default=1, help="server torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="server torch threads per worker")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (hgrec serve --workers)")
+    ap.add_argument("--max-batch", dest="max_batch", type=int, default=32,
+                    help="hgrec serve --max-batch (1: no micro-batching)")
+    ap.add_argument("--batch-window-ms", dest="batch_window_ms", type=float, default=0.0,
+                    help="hgrec serve --batch-window-ms")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if args.rate <= 0 or args.duration <= 0 or args.rate * args.duration > 1_000_000:
-        raise SystemExit("--rate and --duration must be positive and bounded (<= 1e6 requests)")
+    rates = parse_rates(args.rates) if args.rates else [args.rate]
+    if args.duration <= 0 or max(rates) * args.duration > 1_000_000:
+        raise SystemExit("--rate(s) and --duration must be positive and bounded (<= 1e6 requests)")
 
     with tempfile.TemporaryDirectory(prefix="hgrec-serve-load-") as tmp:
         if args.run:
@@ -209,10 +236,12 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "hgrec.serving.cli", "--run", str(run), "--host", "127.0.0.1",
                "--port", str(port), "--exact-threshold", str(args.exact_threshold),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--workers", str(args.workers),
+               "--max-batch", str(args.max_batch), "--batch-window-ms", str(args.batch_window_ms)]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
         t = time.perf_counter()
         server = subprocess.Popen(cmd, env=env)
+        results: list[dict[str, Any]] = []
         try:
             import httpx
 
@@ -228,43 +257,60 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("server did not start")
                 time.sleep(0.5)
+            if args.workers > 1:
+                time.sleep(5.0)  # the other workers may still be loading the run
             meta = httpx.get(url + "/metadata").json()
             print(f"server ready in {time.perf_counter() - t:.1f}s; index: "
                   + json.dumps({k: v for k, v in meta["index"]["user"]["types"].items()}))
             bodies = sample_bodies(run, 2000, args.k, args.item_type, args.seed)
-            asyncio.run(open_loop(port, bodies, args.rate, args.warmup))
-            before = _stage_seconds(url)
-            results = []
-            for name, b in (("healthz (reference)", None), ("recommend", bodies)):
-                lat, errors, wall = asyncio.run(open_loop(port, b, args.rate, args.duration))
-                results.append(summary(name, lat, errors, wall, int(args.rate * args.duration)))
-            after = _stage_seconds(url)
+            for rate in rates:  # one row of the sweep per rate
+                asyncio.run(open_loop(port, bodies, rate, args.warmup))
+                row: dict[str, Any] = {"rate": rate}
+                for name, b in (("healthz", None), ("recommend", bodies)):
+                    lat, errors, wall = asyncio.run(open_loop(port, b, rate, args.duration))
+                    row[name] = summary(name, lat, errors, wall, int(rate * args.duration))
+                results.append(row)
+                print(json.dumps(row), flush=True)
+            split = _stage_means(url)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
-    n = results[1]["ok"] + results[1]["errors"]
-    split = {part: round(1000.0 * (after[part] - before[part]) / max(n, 1), 3) for part in after}
-    print("\n| phase | requests | errors | rps | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(f"| {r['name']} | {r['requests']} | {r['errors']} | {r['achieved_rps']} | "
-              f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")
-    ref = results[0]
-    print(f"\nrecommend / healthz: p50 x{results[1]['p50_ms'] / ref['p50_ms']:.2f}, "
-          f"p99 x{results[1]['p99_ms'] / ref['p99_ms']:.2f}")
-    print(f"in-process mean per recommend (ms): {json.dumps(split)}")
+    goal = args.goal_p99_ms
+    print(f"\n| rate req/s | healthz p50 / p99 ms | recommend p50 ms | p95 ms | p99 ms | errors "
+          f"| achieved req/s | p99 <= {goal:g} ms, 0 errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    held = []
+    for row in results:
+        h, r = row["healthz"], row["recommend"]
+        ok = r["errors"] == 0 and r["p99_ms"] <= goal
+        held += [row["rate"]] if ok else []
+        print(f"| {row['rate']:g} | {h['p50_ms']} / {h['p99_ms']} | {r['p50_ms']} | {r['p95_ms']} | "
+              f"{r['p99_ms']} | {r['errors']} | {r['achieved_rps']} | {'yes' if ok else 'no'} |")
+    best = max(held) if held else None
+    print(f"\nhighest rate holding the goal: {'none' if best is None else f'{best:g} req/s'} "
+          f"(of {', '.join(f'{r:g}' for r in rates)})")
+    print(f"in-process mean per recommend (ms), mean batch size: {json.dumps(split)}")
 
 
-def _stage_seconds(url: str) -> dict[str, float]:
-    """Cumulative in-process seconds of /recommend (tower, index, explain, total), read
-    from the server's Prometheus text ``/metrics``."""
+def _stage_means(url: str) -> dict[str, float]:
+    """Mean in-process milliseconds of /recommend (tower, index, explain, total) and the mean
+    micro-batch size since the server started, from the Prometheus text ``/metrics`` (of one
+    worker when there are several)."""
+    import httpx
+
     from hgrec.serving.metrics import parse_text
 
     samples = parse_text(httpx.get(url + "/metrics").text)
-    stage = 'hgrec_recommend_stage_seconds_sum{{route="/recommend",stage="{}"}}'
-    out = {part: samples.get(stage.format(part), 0.0) for part in ("tower", "index", "explain")}
-    out["total"] = samples.get(
-        'hgrec_http_request_duration_seconds_sum{route="/recommend",method="POST"}', 0.0)
+    stage = 'hgrec_recommend_stage_seconds_{}{{route="/recommend",stage="{}"}}'
+    out = {part: round(1000.0 * samples.get(stage.format("sum", part), 0.0)
+                       / max(samples.get(stage.format("count", part), 0.0), 1.0), 3)
+           for part in ("tower", "index", "explain")}
+    total = 'hgrec_http_request_duration_seconds_{}{{route="/recommend",method="POST"}}'
+    out["total"] = round(1000.0 * samples.get(total.format("sum"), 0.0)
+                         / max(samples.get(total.format("count"), 0.0), 1.0), 3)
+    out["batch_size"] = round(samples.get("hgrec_recommend_batched_requests_total", 0.0)
+                              / max(samples.get("hgrec_recommend_batches_total", 0.0), 1.0), 2)
     return out
 
 

@@ -7,7 +7,7 @@ cores as one copy's threads, a fair share is a slowdown of 2.0 (two jobs, one ma
 busy-waiting OpenMP workers (libgomp's default ``OMP_WAIT_POLICY`` spins before sleeping)
 burn the cores the other job needs, so the slowdown can be far larger.
 
-    .venv/bin/python benchmarks/shared_cpu.py [--threads 2] [--steps 4] [--repeats 1]
+    .venv/bin/python benchmarks/shared_cpu.py [--threads 2] [--steps 4] [--repeats 1] [--policies unset,PASSIVE,ACTIVE]
 
 Prints, per policy: seconds alone, seconds of each copy when two run at once, and the
 slowdown (pair / alone), with the fair share for reference. Run it on a machine doing
@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-POLICIES = {"default (unset)": None, "PASSIVE": "PASSIVE", "ACTIVE": "ACTIVE"}
+POLICIES = {"unset": None, "PASSIVE": "PASSIVE", "ACTIVE": "ACTIVE"}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help=f"comma-separated, of {', '.join(POLICIES)}")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -78,7 +80,8 @@ def main() -> None:
           f"{max(1.0, 2 * args.threads / (os.cpu_count() or 1)):.1f}")
     print("| OMP_WAIT_POLICY | alone (s) | two at once (s, each) | slowdown |")
     print("|---|---:|---:|---:|")
-    for name, policy in POLICIES.items():
+    for name in args.policies.split(","):
+        policy = POLICIES[name]
         for _ in range(args.repeats):
             alone = _seconds(_launch(args, policy))
             pair = [_launch(args, policy), _launch(args, policy)]

@@ -1,14 +1,22 @@
-"""Text-feature throughput: cold vs cached, and whether a shorter max_seq_length is safe for titles.
+"""Text-feature throughput: backends, cold vs cached, and whether a shorter max_seq_length is
+safe for titles.
 
-Reference (measured in the same run): cold embedding of a random sample of Amazon titles at the
-default max_seq_length=128. Everything else is printed as a ratio to it.
+``--study backends``: texts per second of each ``features.backend`` (torch, onnx, onnx-int8)
+on one random sample of distinct Amazon titles, in one process, each with the same
+``--threads``, interleaved repeats (best of), through the same length-sorted batching as
+``embed_texts`` with no cache. Reference: the torch backend; printed per backend: texts/s, ratio
+to torch, min and mean per-title cosine to torch's vector, and the one-off export and load
+seconds (the export goes to a temp folder, so it is measured; a second load reuses it).
 
-Also reports the title length in tokens over the whole catalogue: a text with at most L tokens
-(including [CLS]/[SEP]) gets the same vector at any max_seq_length >= L, so the share of
-titles longer than L is the share whose vector changes.
+``--study lengths``: reference is cold embedding (torch) at the default max_seq_length=128;
+cached reads and shorter lengths are printed as ratios to it. Also reports the title length in
+tokens over the whole catalogue: a text with at most L tokens (including [CLS]/[SEP]) gets the
+same vector at any max_seq_length >= L, so the share of titles longer than L is the share whose
+vector changes.
 
 Usage:
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/text_features.py --n 300
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/text_features.py --study backends --n 5000 --threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/text_features.py --study lengths --n 300
 """
 
 from __future__ import annotations
@@ -21,7 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hgrec.config import TEXT_BACKENDS
+from hgrec.features import text as text_mod
 from hgrec.features.text import DEFAULT_MODEL, embed_texts, load_text_model, resolve_text_model
+from hgrec.features.text_backends import load_encoder
+from hgrec.utils.seed import set_threads
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-food-kitchen" / "items.tsv"
 
@@ -38,16 +50,62 @@ def _n_tokens(st: object, texts: list[str]) -> np.ndarray:
     return np.asarray(enc["length"], dtype=np.int64)
 
 
+def _encode(enc: object, texts: np.ndarray, batch_size: int) -> tuple[float, np.ndarray]:
+    """Seconds and (n, d) unit vectors, batched exactly as embed_texts does (no cache)."""
+    keys = np.empty(len(texts), dtype="S64")
+    t0 = time.perf_counter()
+    v = text_mod._embed_batches(enc, texts, keys, batch_size, None, False, "bench")  # type: ignore[arg-type]
+    return time.perf_counter() - t0, v
+
+
+def backend_study(args: argparse.Namespace, sample: list[str]) -> None:
+    """texts/s of each backend on ``sample``, ratio and cosine to torch; see the module doc."""
+    model = resolve_text_model(args.model)
+    texts = np.array(sample, dtype=object)
+    print(f"threads: torch {set_threads(args.threads)}, onnxruntime the same; "
+          f"batch {args.batch_size}; max_seq_length {args.max_seq_length}")
+    encoders, setup = {}, {}
+    with tempfile.TemporaryDirectory() as models:
+        for b in args.backends:  # export (timed), then load again from the export
+            t0 = time.perf_counter()
+            load_encoder(model, b, args.max_seq_length, "cpu", Path(models))
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            encoders[b] = load_encoder(model, b, args.max_seq_length, "cpu", Path(models))
+            setup[b] = (first, time.perf_counter() - t0)
+            _encode(encoders[b], texts[:16], args.batch_size)  # warm-up
+    times: dict[str, list[float]] = {b: [] for b in args.backends}
+    vecs: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):  # interleaved: a slow spell on the shared machine hits all
+        for b in args.backends:
+            s, vecs[b] = _encode(encoders[b], texts, args.batch_size)
+            times[b].append(s)
+    ref = "torch" if "torch" in vecs else args.backends[0]
+    ref_rate = len(texts) / min(times[ref])
+    print(f"\n{'backend':<10} {'texts/s':>9} {'x ' + ref:>9} {'min cos':>8} {'mean cos':>8} "
+          f"{'export+load s':>13} {'reload s':>8}  all runs s")
+    for b in args.backends:
+        rate = len(texts) / min(times[b])
+        cos = (vecs[b] * vecs[ref]).sum(axis=1)  # unit rows: per-title cosine
+        print(f"{b:<10} {rate:9.1f} {rate / ref_rate:9.2f} {cos.min():8.4f} {cos.mean():8.4f} "
+              f"{setup[b][0]:13.1f} {setup[b][1]:8.1f}  "
+              f"{' '.join(f'{t:.1f}' for t in times[b])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    ap.add_argument("--study", choices=["backends", "lengths", "all"], default="all")
     ap.add_argument("--items", type=Path, default=DATA)
-    ap.add_argument("--n", type=int, default=300, help="titles to embed")
+    ap.add_argument("--n", type=int, default=300, help="titles to embed (0: every distinct title)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--max-seq-length", type=int, default=128, help="backends study")
     ap.add_argument("--lengths", type=int, nargs="+", default=[32, 64])
+    ap.add_argument("--backends", nargs="+", choices=TEXT_BACKENDS, default=list(TEXT_BACKENDS))
+    ap.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
@@ -55,8 +113,18 @@ def main() -> None:
     titles = items["title"].fillna("").str.strip()
     uniq = titles[titles.str.len() > 0].drop_duplicates().reset_index(drop=True)
     rng = np.random.default_rng(args.seed)
-    sample = uniq.iloc[rng.choice(len(uniq), size=min(args.n, len(uniq)), replace=False)].tolist()
+    n = len(uniq) if args.n <= 0 else min(args.n, len(uniq))
+    sample = uniq.iloc[rng.choice(len(uniq), size=n, replace=False)].tolist()
     print(f"catalogue: {len(titles)} titles, {len(uniq)} distinct non-empty; n={len(sample)}")
+    if args.study in ("backends", "all"):
+        backend_study(args, sample)
+    if args.study in ("lengths", "all"):
+        length_study(args, uniq, sample)
+
+
+def length_study(args: argparse.Namespace, uniq: pd.Series, sample: list[str]) -> None:
+    """Cold vs cached and shorter max_seq_length (torch backend); see the module doc."""
+    set_threads(args.threads)
 
     # Token lengths over the whole catalogue: tokenizer only, batched in Rust.
     t0 = time.perf_counter()

@@ -27,6 +27,11 @@ from hgrec.errors import UserError
 SEED_LIMIT = 2**32
 BaselineName = Literal["popularity", "itemknn", "als", "ease", "llm-knn"]
 BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)  # hgrec.models.registry.BASELINES
+# How text embeddings are computed (hgrec.features.text_backends): the sentence-transformers
+# torch model, or an ONNX Runtime export of it, float32 or with int8 dynamically quantised
+# weights. The ONNX backends run on CPU only; on a CUDA runtime.device the torch backend runs.
+TextBackend = Literal["torch", "onnx", "onnx-int8"]
+TEXT_BACKENDS: tuple[str, ...] = get_args(TextBackend)
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
@@ -67,6 +72,15 @@ class FeaturesConfig(Section):
         description="an installed model package or a local sentence-transformers folder; "
         "checked when the config is read, as nothing is downloaded at run time",
     )
+    # Measured on 2 cores, 1,000 Amazon titles (docs/decisions.md "Text backend"): onnx 0.82x
+    # and onnx-int8 1.04x the texts/s of torch, int8 at min cosine 0.987 to torch; so
+    # torch stays the default.
+    backend: TextBackend = Field(
+        "torch",
+        description="torch: sentence-transformers (CPU or CUDA); onnx / onnx-int8: an ONNX "
+        "Runtime export (float32 / int8 dynamically quantised weights), CPU only, exported once "
+        "into cache_dir/models and reused; the backend is part of the text-cache key",
+    )
     batch_size: int = Field(128, ge=1)
     max_seq_length: int = Field(128, ge=8)
     cache_dir: Path = Path(".cache/text")
@@ -78,6 +92,14 @@ class FeaturesConfig(Section):
 
         resolve_text_model(name)  # TextModelError (a ValueError) names what was tried
         return name
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_installed(cls, backend: str) -> str:
+        from hgrec.features.text_backends import check_backend  # lazy: no onnx import
+
+        check_backend(backend)  # TextBackendError (a ValueError) names the missing packages
+        return backend
 
 
 class BaselinesConfig(Section):

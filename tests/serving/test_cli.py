@@ -33,6 +33,13 @@ SETUPS: dict[str, Callable[[Path], tuple[list[str], Path]]] = {
         lambda tmp: (["serve", "--run", str(_run(tmp / "r", "complete")), "--threads", "0"], tmp / "r"),
     "hgrec serve --run RUN --admin-token short":
         lambda tmp: (["serve", "--run", str(_run(tmp / "r", "complete")), "--admin-token", "short"], tmp / "r"),
+    "hgrec serve --run RUN --workers 0":
+        lambda tmp: (["serve", "--run", str(_run(tmp / "r", "complete")), "--workers", "0"], tmp / "r"),
+    "hgrec serve --run RUN --workers 2 --admin-token 0123456789abcdef":
+        lambda tmp: (["serve", "--run", str(_run(tmp / "r", "complete")), "--workers", "2",
+                      "--admin-token", "0123456789abcdef"], tmp / "r"),
+    "hgrec serve --run RUN --max-batch 0":
+        lambda tmp: (["serve", "--run", str(_run(tmp / "r", "complete")), "--max-batch", "0"], tmp / "r"),
     "`hgrec similar ITEM --run RUN` on a run whose manifest says `running`":
         lambda tmp: (["similar", "k0_1", "--run", str(_run(tmp / "r", "running"))], tmp / "r"),
 }
@@ -104,3 +111,43 @@ def test_similar_still_answers_a_complete_run(run_dir: Path, capsys: pytest.Capt
     assert main(["similar", "k1_3", "--run", str(run_dir), "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("k1_3 [kitchen]") and len(lines) == 4
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--workers", "65"], "--workers 65: expected 1 to 64"),
+    (["--batch-window-ms", "-1"], "--batch-window-ms -1: expected 0 to 100"),
+    (["--batch-window-ms", "101"], "--batch-window-ms 101: expected 0 to 100"),
+])
+def test_serve_refuses_bad_worker_and_batch_settings(tmp_path: Path, argv: list[str], match: str) -> None:
+    from hgrec.errors import UserError
+
+    run = _run(tmp_path / "r", "complete")
+    with pytest.raises(UserError, match=match):
+        check_serve_args(_args(["--run", str(run), *argv]), {})
+
+
+def test_workers_start_uvicorn_with_the_worker_factory(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--workers 2``: uvicorn gets the factory and the settings travel in the environment;
+    a worker built from them serves the run without an admin route."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from hgrec.serving.cli import WORKER_ENV, worker_app
+
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.delenv(WORKER_ENV, raising=False)
+    assert main(["serve", "--run", str(run_dir), "--workers", "2", "--max-batch", "8",
+                 "--batch-window-ms", "0.5"]) == 0
+    (args, kwargs), = calls
+    assert args == ("hgrec.serving.cli:worker_app",)
+    assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["host"] == "127.0.0.1"
+    settings = json.loads(__import__("os").environ[WORKER_ENV])
+    assert settings["max_batch"] == 8 and settings["batch_window"] == 0.0005
+    app = worker_app()
+    assert app.state.batcher.max_batch == 8 and app.state.batcher.window == 0.0005
+    with TestClient(app) as c:
+        assert c.get("/healthz", headers={"Host": "localhost"}).json()["run_id"] == "run-a"
+        assert c.post("/admin/reload", headers={"Host": "localhost"}).status_code == 404

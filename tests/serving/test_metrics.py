@@ -79,7 +79,9 @@ def test_metrics_format_and_counts(fresh: TestClient) -> None:
     types = check_exposition(r.text)
     assert types == {"hgrec_http_requests_total": "counter",
                      "hgrec_http_request_duration_seconds": "histogram",
-                     "hgrec_recommend_stage_seconds": "summary", "hgrec_run_info": "gauge"}
+                     "hgrec_recommend_stage_seconds": "summary", "hgrec_run_info": "gauge",
+                     "hgrec_recommend_batches_total": "counter",
+                     "hgrec_recommend_batched_requests_total": "counter"}
     s = parse_text(r.text)
     expected = [("/recommend", "POST", 200), ("/recommend", "POST", 422), ("/recommend", "POST", 413),
                 ("/items/{item_id}/similar", "GET", 200), ("/items/{item_id}/similar", "GET", 404),

@@ -7,8 +7,10 @@ downloaded at run time. These vectors are the HGNN node features x_c = h^0_c (P1
 an input of the item tower (P1 section 4.2).
 
 Embeddings are cached on disk by content: the key of a text is
-``sha256(model_id, max_seq_length, text)``, so a rerun embeds nothing and a catalogue with new
-items embeds only the new texts. The cache is a folder of ``.npz`` shards (keys + vectors),
+``sha256(encoder_id, max_seq_length, text)``, where the encoder id is the model id plus the
+backend (``features.backend``: torch, onnx or onnx-int8; see
+:mod:`hgrec.features.text_backends`), so a rerun embeds nothing, a catalogue with new items
+embeds only the new texts, and vectors of different backends never mix. The cache is a folder of ``.npz`` shards (keys + vectors),
 each written atomically; readers never see a partial shard.
 
 Example:
@@ -19,16 +21,18 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +46,13 @@ from tqdm.auto import tqdm
 from hgrec.data.dataset import Catalog
 from hgrec.data.schema import ITEM_ID, DataValidationError
 from hgrec.errors import UserError
+from hgrec.features.text_backends import (
+    TextEncoder,
+    check_backend,
+    effective_backend,
+    encoder_id,
+    load_encoder,
+)
 from hgrec.utils.artifacts import atomic_write
 
 if TYPE_CHECKING:
@@ -80,7 +91,8 @@ class TextFeatures:
         n_embedded: texts whose vector the model computed in this call (a text repeated in the
             input is embedded once, and every repeat counts here).
             ``n_empty + n_cached + n_embedded == n``.
-        model: model id: name and a fingerprint of the model files.
+        model: encoder id: model name, a fingerprint of the model files, and the backend
+            unless it is torch (:func:`hgrec.features.text_backends.encoder_id`).
         dim: embedding dimension.
         max_seq_length: tokens kept per text (longer texts are truncated).
     """
@@ -316,6 +328,19 @@ def _cache_for(cache_dir: Path, model_id: str, max_seq_length: int) -> Embedding
 # --------------------------------------------------------------------------- embedding
 
 
+@contextlib.contextmanager
+def _models_dir(cache_dir: Path | None) -> Iterator[Path]:
+    """Where ONNX exports live: ``cache_dir/models``, or a temp folder gone after the call.
+
+    A loaded ONNX Runtime session holds its model in memory, so the temp folder can go.
+    """
+    if cache_dir is not None:
+        yield Path(cache_dir) / "models"
+        return
+    with tempfile.TemporaryDirectory(prefix="hgrec-onnx-") as tmp:
+        yield Path(tmp)
+
+
 def _normalise(v: np.ndarray) -> np.ndarray:
     """Rows of v (m, d) scaled to unit L2 norm (zero rows stay zero)."""
     v = np.asarray(v, dtype=np.float32)
@@ -336,7 +361,7 @@ def _clean_texts(texts: Sequence[str]) -> pd.Series:
 
 
 def _embed_batches(
-    st: SentenceTransformer,
+    st: TextEncoder,
     texts: np.ndarray,
     keys: np.ndarray,
     batch_size: int,
@@ -385,6 +410,7 @@ def embed_texts(
     cache_dir: Path | None = None,
     progress: bool = True,
     device: str = "cpu",
+    backend: str = "torch",
 ) -> TextFeatures:
     """Sentence-BERT embeddings of ``texts``, L2-normalised, cached on disk by content.
 
@@ -394,22 +420,29 @@ def embed_texts(
             (default: the bundled all-MiniLM-L6-v2); see :func:`resolve_text_model`.
         batch_size: texts per forward pass.
         max_seq_length: tokens kept per text; part of the cache key.
-        cache_dir: cache folder (None: no cache). Only texts not in it are embedded.
+        cache_dir: cache folder (None: no cache). Only texts not in it are embedded. ONNX
+            exports are kept in its ``models`` sub-folder (None: a temp folder per call).
         progress: show a tqdm bar while embedding.
         device: torch device for the model ("cpu", "cuda", ...).
+        backend: "torch", "onnx" or "onnx-int8" (:mod:`hgrec.features.text_backends`); on a
+            device other than "cpu" the torch backend runs. Part of the cache key.
     Returns: :class:`TextFeatures` with embeddings (n, d) float32.
     Raises:
         TextModelError: the model cannot be found or loaded (nothing is downloaded).
+        TextBackendError: the backend's packages are not installed.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_seq_length < 1:
         raise ValueError(f"max_seq_length must be >= 1, got {max_seq_length}")
+    check_backend(backend)
+    backend = effective_backend(backend, device)
     resolved = resolve_text_model(model)
+    vectors_id = encoder_id(resolved.model_id, backend)
     clean = _clean_texts(texts)
     empty = (clean.str.len() == 0).to_numpy()
-    keys = text_keys(clean.tolist(), resolved.model_id, max_seq_length)
-    cache = None if cache_dir is None else _cache_for(cache_dir, resolved.model_id, max_seq_length)
+    keys = text_keys(clean.tolist(), vectors_id, max_seq_length)
+    cache = None if cache_dir is None else _cache_for(cache_dir, vectors_id, max_seq_length)
 
     found = np.zeros(len(keys), dtype=bool)
     cached_vecs: np.ndarray | None = None
@@ -420,10 +453,11 @@ def embed_texts(
     # Embed each distinct missing text once.
     uniq_keys, first, inverse = np.unique(keys[todo], return_index=True, return_inverse=True)
 
-    st: SentenceTransformer | None = None
+    st: Any = None
     dim = cached_vecs.shape[1] if cached_vecs is not None else None
     if len(uniq_keys) or dim is None:
-        st = load_text_model(resolved, max_seq_length, device)
+        with _models_dir(cache_dir) as models_dir:
+            st = load_encoder(resolved, backend, max_seq_length, device, models_dir)
         dim = int(st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension")
                   else st.get_sentence_embedding_dimension())
         if cached_vecs is not None and cached_vecs.shape[1] != dim:
@@ -440,7 +474,7 @@ def embed_texts(
     if len(uniq_keys):
         assert st is not None
         uniq_texts = clean.to_numpy()[np.flatnonzero(todo)[first]]
-        desc = f"embed {resolved.name}"
+        desc = f"embed {resolved.name} ({backend})"
         vecs = _embed_batches(st, uniq_texts, uniq_keys, batch_size, cache, progress, desc)
         emb[todo] = vecs[inverse]
     return TextFeatures(
@@ -448,7 +482,7 @@ def embed_texts(
         n_empty=int(empty.sum()),
         n_cached=int(found.sum()),
         n_embedded=int(todo.sum()),
-        model=resolved.model_id,
+        model=vectors_id,
         dim=int(dim),
         max_seq_length=max_seq_length,
     )
@@ -469,6 +503,7 @@ def item_text_features(
         cache_dir=cfg.cache_dir,
         progress=progress,
         device=device,
+        backend=cfg.backend,
     )
 
 

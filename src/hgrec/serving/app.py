@@ -15,6 +15,12 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``; every error status is doc
 
 A reload loads the new state completely, then swaps one reference; a request reads that
 reference once, so requests in flight finish on the state they started with.
+
+``POST /recommend`` requests that wait at the same moment are answered together: one user
+tower forward and one index search (:mod:`hgrec.serving.batching`); each answer has the
+items the request would get alone, scores equal to float32 rounding (matmul blocking
+depends on the batch size). Answers are rendered straight to JSON bytes with
+``pydantic_core.to_json`` (the same bytes the response models give, without building them).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,18 +39,18 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from pydantic_core import to_json
 
+from hgrec.serving.batching import MAX_BATCH, MicroBatcher
 from hgrec.serving.errors import install_error_handlers, safe_text
 from hgrec.serving.index import EXACT_THRESHOLD
 from hgrec.serving.limits import MAX_BODY_BYTES, MAX_K, MAX_MESSAGE, MAX_SEARCH_LIMIT
 from hgrec.serving.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, server_timing
 from hgrec.serving.schemas import (
-    Because,
     ErrorMessage,
     HealthResponse,
     Id,
     ItemOut,
-    RecommendedItem,
     RecommendRequest,
     RecommendResponse,
     ReloadRequest,
@@ -61,7 +68,13 @@ from hgrec.serving.security import (
     runs_root,
     token_matches,
 )
-from hgrec.serving.state import Recommendation, ServingError, ServingState, load_state
+from hgrec.serving.state import (
+    HistoryRequest,
+    Recommendation,
+    ServingError,
+    ServingState,
+    load_state,
+)
 
 RUN_HEADER = "X-Hgrec-Run"
 #: The one answer to a refused reload: the same whether the path exists, lies outside the
@@ -157,22 +170,37 @@ def _item_out(state: ServingState, i: int) -> dict[str, Any]:
     }
 
 
-def _recommend_response(
+def _recommend_payload(
     state: ServingState, rec: Recommendation, unknown: list[str], item_type: str
-) -> RecommendResponse:
-    items = [
-        RecommendedItem(
-            **_item_out(state, int(i)),
-            score=float(s),
-            because=[Because(**{k: v for k, v in _item_out(state, h).items() if k != "item_type"},
-                             similarity=sim) for h, sim in why],
-        )
-        for i, s, why in zip(rec.items.tolist(), rec.scores.tolist(), rec.because, strict=True)
-    ]  # loop over the k results
-    return RecommendResponse(
-        items=items, unknown_items=unknown, item_type=item_type, model=state.model_name,
-        run_id=state.run_id,
-    )
+) -> dict[str, Any]:
+    """A :class:`RecommendResponse` as plain JSON values, fields in the model's order."""
+    items = []
+    for i, score, why in zip(rec.items.tolist(), rec.scores.tolist(), rec.because, strict=True):
+        out = _item_out(state, i)  # loop over the k results
+        out["score"] = score
+        out["because"] = [{"item_id": str(state.catalog.item_ids[h]), "title": str(state.titles[h]),
+                           "similarity": sim} for h, sim in why]
+        items.append(out)
+    return {"items": items, "unknown_items": unknown, "item_type": item_type,
+            "model": state.model_name, "run_id": state.run_id}
+
+
+@dataclass(frozen=True)
+class _RecommendJob:
+    """One ``POST /recommend`` waiting for its micro-batch."""
+
+    state: ServingState  # read once per request: a reload mid-batch cannot mix two runs
+    request: HistoryRequest
+    item_type: str
+    k: int
+    exclude_seen: bool
+    t0: float  # perf_counter() when the request reached the endpoint
+
+
+def _demographics_key(user: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """Requests that may share one demographics table: the same fields with the same value
+    types, so every column gets the dtype it gets for each request alone."""
+    return tuple(sorted((k, type(v).__name__) for k, v in (user or {}).items()))
 
 
 def _resolve_type(state: ServingState, item_type: str | None) -> str:
@@ -191,6 +219,8 @@ def create_app(
     admin_token: str | None = None,
     runs_root_dir: str | Path | None = None,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
+    max_batch: int = MAX_BATCH,
+    batch_window: float = 0.0,
 ) -> FastAPI:
     """The FastAPI app serving ``holder.state``.
 
@@ -201,6 +231,9 @@ def create_app(
         runs_root_dir: reloads may only name runs inside this folder (resolved); default: the
             folder holding ``holder.run_dir``.
         allowed_hosts: ``Host`` names answered (port ignored); others get 400; ``"*"``: any.
+        max_batch: most ``POST /recommend`` requests computed together (1: one at a time).
+        batch_window: seconds the first request of a batch waits for others (0: it takes
+            only those already parsed; see :mod:`hgrec.serving.batching`).
     """
     app = FastAPI(
         title="hgrec",
@@ -211,7 +244,7 @@ def create_app(
     # Scoring is ~2 ms of torch/numpy work holding the GIL for most of it; FastAPI runs sync
     # endpoints on a pool of 40 threads, and letting them all compute at once made each
     # request wait on the others (measured: 167 ms "tower" time per request at 200 req/s).
-    # One request computes at a time; the others queue for a few milliseconds.
+    # One computation at a time (a micro-batch of /recommend, or one request of the others).
     compute = threading.Lock()
     app.state.holder = holder
     app.state.metrics = metrics
@@ -221,49 +254,81 @@ def create_app(
     app.add_middleware(HostCheckMiddleware, allowed=tuple(allowed_hosts))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    def _timed(route: str, state: ServingState, rec: Recommendation, t0: float,
-               response: Response) -> None:
-        total = time.perf_counter() - t0
+    def _answer(route: str, state: ServingState, rec: Recommendation, unknown: list[str],
+                item_type: str, t0: float) -> Response:
+        body = to_json(_recommend_payload(state, rec, unknown, item_type))
         metrics.record_stages(route, rec.timings)
-        response.headers["Server-Timing"] = server_timing(rec.timings, total)
-        response.headers[RUN_HEADER] = state.run_id
+        return Response(body, media_type="application/json", headers={
+            "Server-Timing": server_timing(rec.timings, time.perf_counter() - t0),
+            RUN_HEADER: state.run_id,
+        })
+
+    def compute_batch(jobs: list[_RecommendJob]) -> list[Response | Exception]:
+        out: list[Response | Exception | None] = [None] * len(jobs)
+        metrics.record_batch(len(jobs))
+        groups: dict[tuple[int, tuple[tuple[str, str], ...]], list[int]] = {}
+        for j, job in enumerate(jobs):  # loop over the batch
+            groups.setdefault((id(job.state), _demographics_key(job.request.user)), []).append(j)
+        with compute:
+            for rows in groups.values():  # usually one group: same run, no demographics
+                try:
+                    answers = compute_group([jobs[j] for j in rows])
+                except Exception:  # noqa: BLE001 - one at a time, so only the culprit fails
+                    answers = []
+                    for j in rows:  # loop over the failed group
+                        try:
+                            answers += compute_group([jobs[j]])
+                        except Exception as e:  # noqa: BLE001 - its own 500 (or 4xx)
+                            answers.append(e)
+                for j, answer in zip(rows, answers, strict=True):
+                    out[j] = answer
+        return [o if o is not None else RuntimeError("job not computed") for o in out]
+
+    def compute_group(jobs: list[_RecommendJob]) -> list[Response | Exception]:
+        """Jobs of one run whose demographics can share a table: one batched computation."""
+        state = jobs[0].state
+        history, unknown = state.batch_histories([job.request for job in jobs])
+        recs = state.recommend_batch(history, [job.item_type for job in jobs],
+                                     [job.k for job in jobs], [job.exclude_seen for job in jobs])
+        return [rec if isinstance(rec, Exception) else
+                _answer("/recommend", state, rec, missing, job.item_type, job.t0)
+                for job, missing, rec in zip(jobs, unknown, recs, strict=True)]
+
+    batcher: MicroBatcher[_RecommendJob, Response] = MicroBatcher(
+        compute_batch, max_batch=max_batch, window=batch_window)
+    app.state.batcher = batcher
 
     @app.post("/recommend", response_model=RecommendResponse, tags=["recommend"],
               responses={**_HOST, **_TOO_LARGE})
-    def recommend(body: RecommendRequest, response: Response) -> RecommendResponse:
+    async def recommend(body: RecommendRequest) -> Response:
         """Top-k items of ``item_type`` for a raw history; unknown item ids are skipped and
         listed in ``unknown_items``."""
         t0 = time.perf_counter()
         state = holder.state  # read once: a reload mid-request cannot mix two runs
         item_type = _resolve_type(state, body.item_type)
-        history, unknown = state.history_from_request(
-            [e.item_id for e in body.history], [e.event for e in body.history],
-            [e.timestamp for e in body.history], body.user,
+        entries = body.history
+        request = state.check_history(
+            [e.item_id for e in entries], [e.event for e in entries],
+            [e.timestamp for e in entries], body.user,
         )
-        with compute:
-            rec = state.recommend(history, item_type, body.k, body.exclude_seen)
-        out = _recommend_response(state, rec, unknown, item_type)
-        _timed("/recommend", state, rec, t0, response)
-        return out
+        return await batcher.submit(
+            _RecommendJob(state, request, item_type, body.k, body.exclude_seen, t0))
 
     @app.get("/users/{user_id}/recommendations", response_model=RecommendResponse,
              tags=["recommend"], responses={**_HOST, **_NOT_FOUND})
     def user_recommendations(
         user_id: Annotated[Id, PathParam(description="a user of the run")],
-        response: Response,
         item_type: Annotated[Id | None, Query()] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         exclude_seen: bool = True,
-    ) -> RecommendResponse:
+    ) -> Response:
         """Recommendations from a stored user's history; 404 for users not in the run."""
         t0 = time.perf_counter()
         state = holder.state
         t = _resolve_type(state, item_type)
         with compute:
             rec = state.recommend(state.stored_history(user_id), t, k, exclude_seen)
-        out = _recommend_response(state, rec, [], t)
-        _timed("/users/{user_id}/recommendations", state, rec, t0, response)
-        return out
+        return _answer("/users/{user_id}/recommendations", state, rec, [], t, t0)
 
     @app.get("/items/search", response_model=SearchResponse, tags=["items"], responses=_HOST)
     def search_items(
@@ -297,7 +362,7 @@ def create_app(
         )
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"], responses=_HOST)
-    def healthz() -> HealthResponse:
+    async def healthz() -> HealthResponse:  # on the event loop: no thread hand-off
         state = holder.state
         return HealthResponse(status="ok", run_id=state.run_id, model=state.model_name)
 

@@ -129,6 +129,50 @@ class VectorIndex(ABC):
         ids, scores = self._raw_search(q, m)
         return _filter_excluded(ids, scores, k, exclude)
 
+    def search_each(
+        self,
+        queries: np.ndarray,
+        ks: Sequence[int],
+        exclude: Sequence[np.ndarray],
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Row r: the same answer as ``search(queries[r], ks[r], [exclude[r]])`` (row 0 of
+        it), for a micro-batch of requests with their own k and seen items.
+
+        Rows that over-fetch the same number of items are searched together; an exact
+        index scores the whole batch with one matmul (see :meth:`_raw_search_each`).
+
+        Returns:
+            n pairs of ids (k_r,) int64 and scores (k_r,) float32, padded with -1 / -inf.
+        """
+        q = _as_queries(queries, self.dim)
+        if not len(ks) == len(exclude) == len(q):
+            raise ValueError(f"{len(q)} queries need {len(q)} ks and exclusions, got "
+                             f"{len(ks)} and {len(exclude)}")
+        if any(int(k) < 1 for k in ks):
+            raise ValueError(f"every k must be >= 1, got {list(ks)}")
+        extra = _exclusion_counts(exclude, len(q))
+        ms = [min(len(self), int(k) + int(e)) for k, e in zip(ks, extra.tolist(), strict=True)]
+        raw = self._raw_search_each(q, ms)
+        out = []
+        for (ids, scores), k, ex in zip(raw, ks, exclude, strict=True):  # loop over the batch
+            if len(ids) == 0:
+                out.append((np.full(int(k), -1, np.int64), np.full(int(k), -np.inf, np.float32)))
+                continue
+            i, s = _filter_excluded(ids[None, :], scores[None, :], int(k), [ex])
+            out.append((i[0], s[0]))
+        return out
+
+    def _raw_search_each(self, queries: np.ndarray, ms: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per row r, (m_r,) ids and scores of :meth:`_raw_search` with ``m = ms[r]``."""
+        out: list[tuple[np.ndarray, np.ndarray]] = [
+            (np.zeros(0, np.int64), np.zeros(0, np.float32))] * len(queries)
+        for m in sorted(set(ms) - {0}):  # loop over distinct fetch sizes
+            rows = [r for r, mr in enumerate(ms) if mr == m]
+            ids, scores = self._raw_search(queries[rows], m)
+            for j, r in enumerate(rows):
+                out[r] = (ids[j], scores[j])
+        return out
+
     @abstractmethod
     def save(self, folder: Path, name: str) -> dict[str, Any]:
         """Write the index under ``folder``; returns its metadata for ``index.json``."""
@@ -155,6 +199,14 @@ class ExactIndex(VectorIndex):
         s = torch.from_numpy(queries) @ self.vectors.T  # (n, m_all)
         top = torch.topk(s, m, dim=1, sorted=True)
         return self.items[top.indices.numpy()], top.values.numpy()
+
+    def _raw_search_each(self, queries: np.ndarray, ms: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        s = torch.from_numpy(queries) @ self.vectors.T  # (n, m_all): one matmul for the batch
+        out = []
+        for r, m in enumerate(ms):  # loop over the batch: each row's own top-m
+            top = torch.topk(s[r : r + 1], m, dim=1, sorted=True)
+            out.append((self.items[top.indices.numpy()[0]], top.values.numpy()[0]))
+        return out
 
     def save(self, folder: Path, name: str) -> dict[str, Any]:
         # Exact search keeps nothing beyond the vectors, which the model already stores.

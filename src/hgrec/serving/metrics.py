@@ -6,7 +6,11 @@ for paths no route serves, so a client cannot grow the label set)::
     hgrec_http_requests_total{route, method, status}         counter: every answer, 4xx/5xx too
     hgrec_http_request_duration_seconds{route, method}       histogram: wall time in the app
     hgrec_recommend_stage_seconds{route, stage}              summary: tower / index / explain
+    hgrec_recommend_batches_total                            counter: micro-batches computed
+    hgrec_recommend_batched_requests_total                   counter: requests in them
     hgrec_run_info{run_id, model}                            gauge 1: what is served
+
+The mean micro-batch size of ``POST /recommend`` is the ratio of the two batch counters.
 
 The split between the user tower and the index (P1 section 4.3) is measured inside the app,
 so that a load test can tell where its latency goes without guessing. The format is the
@@ -74,6 +78,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self._latency: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
         self._stages: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self._batches = [0, 0]  # micro-batches, requests in them
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answer of ``route`` with ``status`` that took ``seconds``."""
@@ -90,12 +95,19 @@ class Metrics:
                 total[0] += getattr(timings, stage)
                 total[1] += 1
 
+    def record_batch(self, size: int) -> None:
+        """Count one micro-batch of ``size`` requests."""
+        with self._lock:
+            self._batches[0] += 1
+            self._batches[1] += int(size)
+
     def render(self, info: Mapping[str, str] | None = None) -> str:
         """Everything in the text exposition format; ``info`` labels ``hgrec_run_info``."""
         with self._lock:
             requests = dict(self._requests)
             latency = {k: (list(h.buckets), h.total, h.count) for k, h in self._latency.items()}
             stages = {k: tuple(v) for k, v in self._stages.items()}
+            batches, batched = self._batches
         lines = [
             "# HELP hgrec_http_requests_total HTTP answers by route template, method and status.",
             "# TYPE hgrec_http_requests_total counter",
@@ -127,6 +139,15 @@ class Metrics:
             labels = _labels(route=route, stage=stage)
             lines += [f"hgrec_recommend_stage_seconds_sum{labels} {_number(total)}",
                       f"hgrec_recommend_stage_seconds_count{labels} {_number(count)}"]
+        lines += [
+            "# HELP hgrec_recommend_batches_total Micro-batches of POST /recommend computed "
+            "(one tower forward and one index search each).",
+            "# TYPE hgrec_recommend_batches_total counter",
+            f"hgrec_recommend_batches_total {batches}",
+            "# HELP hgrec_recommend_batched_requests_total Requests answered by those batches.",
+            "# TYPE hgrec_recommend_batched_requests_total counter",
+            f"hgrec_recommend_batched_requests_total {batched}",
+        ]
         if info is not None:
             lines += ["# HELP hgrec_run_info The served run and model.",
                       "# TYPE hgrec_run_info gauge", f"hgrec_run_info{_labels(**info)} 1"]

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,21 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class HistoryRequest:
+    """One request's history after :meth:`ServingState.check_history`, before the lookup.
+
+    Attributes:
+        item_ids: the entries' item ids in chronological order.
+        events: (len(item_ids),) int16 event codes, same order.
+        user: the request's demographic fields, or None.
+    """
+
+    item_ids: list[str]
+    events: np.ndarray
+    user: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class ServingState:
     """A loaded run. See the module docstring for the files it comes from.
 
@@ -149,6 +166,83 @@ class ServingState:
             )
         return name
 
+    @cached_property
+    def event_codes(self) -> dict[str, int]:
+        """Event name -> code of ``Histories.events`` (a dict: a request names a few events)."""
+        return {name: code for code, name in enumerate(self.event_names)}
+
+    def check_history(
+        self,
+        item_ids: list[str],
+        events: list[str | None],
+        timestamps: list[float | None],
+        user: dict[str, Any] | None,
+    ) -> HistoryRequest:
+        """The checks of one request's history that need no catalogue lookup; 422 on failure.
+
+        Entries are ordered by timestamp when every entry has one (stable, so ties keep the
+        request order), in request order when none has; a mix is a 422, as is an event the
+        run does not know.
+        """
+        n = len(item_ids)
+        n_ts = sum(t is not None for t in timestamps)
+        if 0 < n_ts < n:
+            raise ServingError(
+                422, f"history: {n_ts} of {n} entries have a timestamp; expected "
+                "a timestamp on every entry or on none", loc=("history",),
+            )
+        lookup = self.event_codes
+        # A run without "stream" serves entries without an event as its first event.
+        default = lookup.get(DEFAULT_EVENT, 0)
+        codes = [default if e is None else lookup.get(e, -1) for e in events]  # loop over entries
+        if -1 in codes:
+            bad = codes.index(-1)
+            raise ServingError(
+                422, f"history[{bad}].event {events[bad]!r} is not an event of this run; expected "
+                f"one of {list(self.event_names)}", loc=("history", bad, "event"),
+            )
+        ev = np.asarray(codes, dtype=np.int16)
+        if n and n_ts == n:
+            order = np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
+            item_ids, ev = [item_ids[i] for i in order.tolist()], ev[order]
+        return HistoryRequest(item_ids=list(item_ids), events=ev, user=user or None)
+
+    def batch_histories(self, requests: list[HistoryRequest]) -> tuple[Histories, list[list[str]]]:
+        """One ``Histories`` row per checked request (one catalogue lookup for all of them)
+        and, per request, its unknown item ids (skipped), in first-seen order.
+
+        Demographics are read with ``pd.DataFrame(list of user dicts)``: mix only requests
+        whose ``user`` dicts have the same keys and value types (see ``app``), so a column
+        gets the dtype it would get for each request alone.
+        """
+        n = len(requests)
+        lengths = np.array([len(r.item_ids) for r in requests], dtype=np.int64)
+        ids = [i for r in requests for i in r.item_ids]  # the batch's entries (<= 500 a request)
+        idx = (self.item_lookup.get_indexer(pd.Index(ids, dtype=object)).astype(np.int64)
+               if ids else np.zeros(0, dtype=np.int64))
+        known = idx >= 0
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        counts = np.bincount(rows[known], minlength=n)
+        unknown: list[list[str]] = [[] for _ in range(n)]
+        if not known.all():
+            starts = np.concatenate([[0], np.cumsum(lengths)])
+            for r in np.unique(rows[~known]).tolist():  # loop over requests with unknown ids
+                seg = slice(int(starts[r]), int(starts[r + 1]))
+                unknown[r] = list(dict.fromkeys(
+                    np.asarray(ids[seg], dtype=object)[~known[seg]].tolist()))
+        users = (pd.DataFrame([r.user or {} for r in requests])
+                 if any(r.user for r in requests) else pd.DataFrame(index=pd.RangeIndex(n)))
+        events = (np.concatenate([r.events for r in requests]) if n
+                  else np.zeros(0, dtype=np.int16))
+        h = Histories(
+            indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            items=idx[known],
+            events=events[known].astype(np.int16),
+            weights=np.ones(int(known.sum()), dtype=np.float32),
+            users=users,
+        )
+        return h, unknown
+
     def history_from_request(
         self,
         item_ids: list[str],
@@ -156,45 +250,10 @@ class ServingState:
         timestamps: list[float | None],
         user: dict[str, Any] | None,
     ) -> tuple[Histories, list[str]]:
-        """One raw history from request entries; unknown item ids are skipped and returned.
-
-        Entries are ordered by timestamp when every entry has one (stable, so ties keep the
-        request order), in request order when none has; a mix is a 422.
-        """
-        n = len(item_ids)
-        has_ts = np.array([t is not None for t in timestamps], dtype=bool)
-        if has_ts.any() and not has_ts.all():
-            raise ServingError(
-                422, f"history: {int(has_ts.sum())} of {n} entries have a timestamp; expected "
-                "a timestamp on every entry or on none", loc=("history",),
-            )
-        idx = self.item_lookup.get_indexer(pd.Index(item_ids, dtype=object))
-        ev_names = [DEFAULT_EVENT if e is None else e for e in events]
-        codes = self.event_lookup.get_indexer(pd.Index(ev_names, dtype=object))
-        if DEFAULT_EVENT not in self.event_names:  # a run without "stream": default = first
-            codes[np.array([e is None for e in events], dtype=bool)] = 0
-        bad = np.flatnonzero(codes < 0)
-        if len(bad):
-            raise ServingError(
-                422, f"history[{int(bad[0])}].event {ev_names[bad[0]]!r} is not an event of this "
-                f"run; expected one of {list(self.event_names)}", loc=("history", int(bad[0]), "event"),
-            )
-        order = (
-            np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
-            if n and has_ts.all() else np.arange(n)
-        )
-        idx, codes = idx[order], codes[order]
-        known = idx >= 0
-        unknown = list(dict.fromkeys(np.asarray(item_ids, dtype=object)[order][~known].tolist()))
-        demo = pd.DataFrame([user or {}])
-        h = Histories(
-            indptr=np.array([0, int(known.sum())], dtype=np.int64),
-            items=idx[known].astype(np.int64),
-            events=codes[known].astype(np.int16),
-            weights=np.ones(int(known.sum()), dtype=np.float32),
-            users=demo,
-        )
-        return h, unknown
+        """One raw history from request entries; unknown item ids are skipped and returned
+        (:meth:`check_history`, then :meth:`batch_histories` of one request)."""
+        h, unknown = self.batch_histories([self.check_history(item_ids, events, timestamps, user)])
+        return h, unknown[0]
 
     def stored_history(self, user_id: str) -> Histories:
         """The stored history (and demographics) of a user of the run; 404 when unknown."""
@@ -209,35 +268,89 @@ class ServingState:
         self, history: Histories, item_type: str, k: int, exclude_seen: bool
     ) -> Recommendation:
         """Top-k items of ``item_type`` for one raw history (P1 section 4.3: real-time user
-        vector, then the nearest-neighbour index)."""
-        item_type = self.item_type(item_type)
-        seen = [np.unique(history.items)] if exclude_seen else None
+        vector, then the nearest-neighbour index): :meth:`recommend_batch` of one row."""
+        out = self.recommend_batch(history, [item_type], [k], [exclude_seen])[0]
+        if isinstance(out, ServingError):
+            raise out
+        return out
+
+    def recommend_batch(
+        self,
+        histories: Histories,
+        item_types: Sequence[str],
+        ks: Sequence[int],
+        exclude_seen: Sequence[bool],
+    ) -> list[Recommendation | ServingError]:
+        """Top-k of each of n histories: one user-tower forward and one index search per item
+        type for the whole batch; row r's items equal those of row r alone, its scores to float32
+        rounding (torch's CPU matmul blocks differently by batch size).
+
+        A row whose user vector is not finite gets a 422 :class:`ServingError` instead (the
+        other rows are answered). ``timings`` give each row an equal share of the batch's
+        tower and index seconds, and its own explanation seconds.
+
+        Args:
+            histories: n raw histories (``users``: their demographics).
+            item_types, ks, exclude_seen: per row, as :meth:`recommend`.
+        """
+        n = histories.n_users
+        if not len(item_types) == len(ks) == len(exclude_seen) == n:
+            raise ValueError(f"{n} histories need {n} item types, ks and exclude_seen flags")
+        for t in set(item_types):
+            self.item_type(t)
+        if self.user_indexes is None:
+            return [self._recommend_scored(histories.take(np.array([r])), item_types[r], ks[r],
+                                           exclude_seen[r])
+                    for r in range(n)]  # models without vectors: one row at a time
         t0 = time.perf_counter()
-        if self.user_indexes is not None:
-            u = np.asarray(self.model.user_vectors(history), dtype=np.float32)  # type: ignore[attr-defined]
-            if not np.isfinite(u).all():
-                raise ServingError(
+        u = np.asarray(self.model.user_vectors(histories), dtype=np.float32)  # type: ignore[attr-defined]
+        t1 = time.perf_counter()
+        finite = np.isfinite(u).all(axis=1)  # (n,)
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
+        no_items = np.zeros(0, dtype=np.int64)
+        for t in dict.fromkeys(item_types):  # loop over the batch's item types
+            rows = [r for r in range(n) if item_types[r] == t and finite[r]]
+            if not rows:
+                continue
+            exclude = [np.unique(histories.row(r)) if exclude_seen[r] else no_items for r in rows]
+            answers = self.user_indexes[t].search_each(u[rows], [ks[r] for r in rows], exclude)
+            for r, answer in zip(rows, answers, strict=True):
+                found[r] = answer
+        t2 = time.perf_counter()
+        out: list[Recommendation | ServingError] = []
+        for r in range(n):  # loop over the batch
+            answer = found[r]
+            if answer is None:
+                out.append(ServingError(
                     422, "the user fields give a non-finite user vector; expected numeric "
                     "demographic values of ordinary magnitude", loc=("user",),
-                )
-            t1 = time.perf_counter()
-            ids, scores = self.user_indexes[item_type].search(u, k, exclude=seen)
-        else:
-            exclude = history if exclude_seen else None
-            candidates = self.catalog.items_of_type(item_type)
-            t1 = time.perf_counter()
-            ids, scores = self.model.recommend(history, candidates, k, exclude=exclude)
+                ))
+                continue
+            t3 = time.perf_counter()
+            ids, scores = answer
+            keep = (ids >= 0) & np.isfinite(scores)
+            ids, scores = ids[keep], scores[keep]
+            because = self.because(histories.row(r), ids)
+            timings = Timings(tower=(t1 - t0) / n, index=(t2 - t1) / n,
+                              explain=time.perf_counter() - t3)
+            out.append(Recommendation(ids, scores, because, timings))
+        return out
+
+    def _recommend_scored(
+        self, history: Histories, item_type: str, k: int, exclude_seen: bool
+    ) -> Recommendation:
+        """A model without vectors (baselines) scores the type's items itself: all "tower"."""
+        t0 = time.perf_counter()
+        exclude = history if exclude_seen else None
+        candidates = self.catalog.items_of_type(item_type)
+        ids, scores = self.model.recommend(history, candidates, k, exclude=exclude)
         t2 = time.perf_counter()
         ids, scores = ids[0], scores[0]
         keep = (ids >= 0) & np.isfinite(scores)
         ids, scores = ids[keep], scores[keep]
         because = self.because(history.items, ids)
         t3 = time.perf_counter()
-        if self.user_indexes is None:  # the model scored everything: all of it is "tower"
-            timings = Timings(tower=t2 - t0, index=0.0, explain=t3 - t2)
-        else:
-            timings = Timings(tower=t1 - t0, index=t2 - t1, explain=t3 - t2)
-        return Recommendation(ids, scores, because, timings)
+        return Recommendation(ids, scores, because, Timings(tower=t2 - t0, explain=t3 - t2))
 
     def because(self, history_items: np.ndarray, recommended: np.ndarray, top: int = 3
                 ) -> list[list[tuple[int, float]]]:
