@@ -67,7 +67,9 @@ def main() -> None:
             t0 = time.perf_counter()
             model = TwoTowerRecommender.from_config(cfg, hgnn=hgnn, progress=False)
             model.fit(train, validate=lambda m: valid_score(m, valid, dataset.catalog, popularity, config.eval)[0])
-            row = {"setting": setting, "seed": seed, "seconds": time.perf_counter() - t0}
+            row = {"setting": setting, "seed": seed, "seconds": time.perf_counter() - t0,
+                   "best_epoch": model.report_["best_epoch"],
+                   "valid_per_epoch": [round(e["valid"], 4) for e in model.report_["epochs"]]}
             for (protocol, split), q in queries.items():
                 if split in splits:
                     m = evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)

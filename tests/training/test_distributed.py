@@ -148,11 +148,14 @@ def _worker(out: Path) -> None:
     rank_neg.max_epochs = DDP_PARAMS["max_epochs"]
     rank_report = train_two_tower(rank_neg, train, seed=4, dist_info=info, global_negatives=False)
 
+    typed = TwoTowerRecommender(z, **{**DDP_PARAMS, "negatives": "same-type"}).fit(train)
+
     vectors = model.item_vectors()
     same = all_gather_rows(torch.from_numpy(vectors), info)  # (W * n_items, d)
     ranks_agree = bool(torch.equal(same[: len(vectors)], same[len(vectors):]))
     if info.is_main:
         np.save(out / "item_vectors.npy", vectors)
+        np.save(out / "typed_vectors.npy", typed.item_vectors())
         (out / "report.json").write_text(json.dumps({
             "global": model.report_, "rank": rank_report, "grad_ok": grad_ok,
             "gathered_ok": gathered_ok, "ranks_agree": ranks_agree,
@@ -189,6 +192,12 @@ def test_ddp_two_tower_matches_single_process(tmp_path: Path) -> None:
     assert cos.min() > 0.9999 and np.abs(got - ref).max() < 1e-4, (cos.min(), np.abs(got - ref).max())
     other = TwoTowerRecommender(z, **DDP_PARAMS).fit(train_set(ds, text, seed=4)).item_vectors()
     assert np.abs(other - ref).max() > 1e-2  # the tolerance separates runs from each other
+    # Same-type negatives: the gathered batch's types mask the softmax as in one process.
+    typed = TwoTowerRecommender(z, **{**DDP_PARAMS, "negatives": "same-type"})
+    typed_ref = typed.fit(train_set(ds, text, seed=3)).item_vectors()
+    typed_got = np.load(tmp_path / "typed_vectors.npy")
+    assert np.abs(typed_got - typed_ref).max() < 1e-4, np.abs(typed_got - typed_ref).max()
+    assert np.abs(typed_ref - ref).max() > 1e-2  # the type mask changed the training
 
     g = rep["global"]
     assert g["world_size"] == WORLD and g["negatives"] == "global batch"

@@ -109,6 +109,49 @@ def test_duplicate_positive_is_not_a_negative() -> None:
     ) + 1.0
 
 
+def test_same_type_negatives_are_the_positives_type_only() -> None:
+    # Rows 0, 2 are type 0 and rows 1, 3 type 1: with item_type, row i's softmax holds only
+    # the columns of its own type (hand computation), and moving a column of the other type
+    # changes nothing for it.
+    rng = np.random.default_rng(5)
+    u, v = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    ids, types = [5, 6, 7, 8], torch.tensor([0, 1, 0, 1])
+    tau = 0.5
+    logits = u @ v.T / tau
+    same = types.numpy()[:, None] == types.numpy()[None, :]
+    hand = np.mean([np.log(np.exp(logits[i, same[i]]).sum()) - logits[i, i] for i in range(4)])
+    got = in_batch_softmax_loss(
+        torch.tensor(u), torch.tensor(v), torch.tensor(ids), temperature=tau, item_type=types
+    )
+    assert float(got) == pytest.approx(float(hand), rel=1e-9)
+    assert float(in_batch_softmax_loss(torch.tensor(u), torch.tensor(v), torch.tensor(ids),
+                                       temperature=tau)) > float(got)
+    w = torch.tensor([1.0, 0.0, 1.0, 0.0])  # rows of type 0 only
+    v_moved = torch.tensor(v).clone()
+    v_moved[[1, 3]] = 7.0
+    kw = dict(temperature=tau, item_type=types, weights=w)
+    assert float(in_batch_softmax_loss(torch.tensor(u), v_moved, torch.tensor(ids), **kw)) == (
+        pytest.approx(float(in_batch_softmax_loss(torch.tensor(u), torch.tensor(v),
+                                                  torch.tensor(ids), **kw)), rel=1e-12)
+    )
+
+
+def test_same_type_negatives_train_and_round_trip(tiny_dataset: Dataset, tmp_path) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    model = TwoTowerRecommender(
+        z, negatives="same-type", layers=[64, 32, 16], batch_size=32, max_epochs=6,
+        progress=False,
+    ).fit(train_set(ds, text))
+    losses = [e["loss"] for e in model.report_["epochs"]]
+    assert losses[-1] < 0.9 * losses[0]
+    assert model.report_["negatives_type"] == "same-type"
+    model.save(tmp_path / "m")
+    assert TwoTowerRecommender.load(tmp_path / "m").negatives == "same-type"
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        TwoTowerRecommender(z, negatives="other")
+
+
 def test_inverse_frequency_weights() -> None:
     targets = np.array([0, 0, 0, 1, 2, 2])
     q = item_frequencies(targets, n_items=4)
@@ -187,4 +230,26 @@ def test_cold_twins_drop_the_positive_type_from_mixed_histories():
     for k in range(n):
         assert pool.spans(s[k:k + 1], e[k:k + 1]).items.tolist() == h.items[h.indptr[rows[k]]:targets[k]].tolist()
     _, _, s2, e2, _ = cold_twin_examples(h, item_type, rows, targets, max_history=1)
+    assert (e2 - s2).max() == 1
+
+
+def test_cold_twins_with_all_history_see_every_other_type_item():
+    """history="all": a twin's history is all of the user's other-type items (as in a cold
+    query), and every example of a user with other-type items has one."""
+    from hgrec.data.histories import Histories
+    from hgrec.training.two_tower import build_examples, cold_twin_examples
+
+    item_type = np.array([0, 0, 0, 1, 1, 1])
+    h = Histories.from_lists([[3, 0, 4, 1], [0, 1], [3, 4, 0], [0, 2]])
+    rows, targets, _ = build_examples(h)
+    pool, r, s, e, pos = cold_twin_examples(h, item_type, rows, targets, 10, history="all")
+    n = len(rows)
+    assert np.array_equal(r[:n], rows) and np.array_equal(pos[:n], h.items[targets])
+    got = sorted((int(r[k]), int(pos[k]), tuple(pool.spans(s[k:k + 1], e[k:k + 1]).items.tolist()))
+                 for k in range(n, len(r)))
+    # user 0: 0 -> [3, 4]; 4 -> [0, 1]; 1 -> [3, 4] (the "before" twin of 0 would not exist,
+    # that of 4 would be [0]). user 2: 4 -> [0]; 0 -> [3, 4]. Users 1 and 3 have one type.
+    assert got == [(0, 0, (3, 4)), (0, 1, (3, 4)), (0, 4, (0, 1)),
+                   (2, 0, (3, 4)), (2, 4, (0,))]
+    _, _, s2, e2, _ = cold_twin_examples(h, item_type, rows, targets, 1, history="all")
     assert (e2 - s2).max() == 1

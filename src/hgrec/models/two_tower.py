@@ -48,6 +48,8 @@ from hgrec.models.base import Recommender, TrainSet
 from hgrec.utils.device import resolve_device
 
 LOSSES = ("logq", "inverse-frequency")
+NEGATIVES = ("batch", "same-type")
+COLD_TWIN_HISTORIES = ("before", "all")
 
 
 def to_device(tensors: Sequence[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -188,6 +190,9 @@ class TwoTowerRecommender(Recommender):
         loss: "logq" (in-batch softmax minus log q_j, Yi et al. 2019) or "inverse-frequency"
             (in-batch softmax, examples weighted by 1 / p(item), P1 equation 5).
         temperature: softmax temperature on the dot products.
+        negatives: "batch" (every other in-batch item is a negative) or "same-type" (only the
+            in-batch items of the positive's item type: P1 equation 5's "in-batch negative
+            audiobook samples"; the softmax then ranks within a type, as the evaluation does).
         normalize: L2-normalise both towers' outputs.
         lr: Adam learning rate (P1: 1e-3).
         batch_size: examples per step (P1: 128).
@@ -200,9 +205,12 @@ class TwoTowerRecommender(Recommender):
         id_min_count: items seen fewer times among the training interactions share the
             "rare" id row (as do items unseen in training).
         id_shared: both towers read one id table (else each tower has its own).
-        cold_twins: add the cold twin of every example whose history holds items of the
-            positive's type and of other types: the same example with the positive's type
-            removed from its history (``hgrec.training.two_tower.cold_twin_examples``).
+        cold_twins: add cold twins, examples whose history holds no item of the positive's
+            type (``hgrec.training.two_tower.cold_twin_examples``).
+        cold_twin_history: "before": a twin of every example whose history holds items of
+            the positive's type and of other types, keeping the other-type entries before
+            the positive; "all" (the config default): a twin of every example of a user with
+            other-type entries, holding all of them, as a cold query does.
         max_steps_per_epoch: cap on steps per epoch (each epoch draws a fresh permutation), or
             None for full passes; bounds the training time on large data.
         progress: show tqdm progress bars.
@@ -228,6 +236,7 @@ class TwoTowerRecommender(Recommender):
         layers: Sequence[int] = (512, 256, 128),
         loss: str = "logq",
         temperature: float = 0.05,
+        negatives: str = "batch",
         normalize: bool = True,
         lr: float = 1e-3,
         batch_size: int = 1024,
@@ -241,6 +250,7 @@ class TwoTowerRecommender(Recommender):
         id_shared: bool = False,
         max_steps_per_epoch: int | None = None,
         cold_twins: bool = False,
+        cold_twin_history: str = "before",
         progress: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -255,6 +265,8 @@ class TwoTowerRecommender(Recommender):
                 raise ValueError(f"{arg} must be >= 1, got {value}")
         if int(id_dim) < 0:
             raise ValueError(f"id_dim must be >= 0 (0 = no id embeddings), got {id_dim}")
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not layers or any(int(w) < 1 for w in layers):
@@ -265,6 +277,7 @@ class TwoTowerRecommender(Recommender):
         self.layers = [int(w) for w in layers]
         self.loss = loss
         self.temperature = float(temperature)
+        self.negatives = negatives
         self.normalize = bool(normalize)
         self.lr = float(lr)
         self.batch_size = int(batch_size)
@@ -278,6 +291,11 @@ class TwoTowerRecommender(Recommender):
         self.id_shared = bool(id_shared)
         self.max_steps_per_epoch = max_steps_per_epoch
         self.cold_twins = bool(cold_twins)
+        if cold_twin_history not in COLD_TWIN_HISTORIES:
+            raise ValueError(
+                f"cold_twin_history must be one of {COLD_TWIN_HISTORIES}, got {cold_twin_history!r}"
+            )
+        self.cold_twin_history = cold_twin_history
         self.progress = bool(progress)
         self.item_features: ItemFeatures | None = None
         self.user_featurizer: UserFeaturizer | None = None
@@ -301,6 +319,7 @@ class TwoTowerRecommender(Recommender):
             layers=cfg.layers,
             loss=cfg.loss,
             temperature=cfg.temperature,
+            negatives=cfg.negatives,
             normalize=cfg.normalize,
             lr=cfg.lr,
             batch_size=cfg.batch_size,
@@ -314,6 +333,7 @@ class TwoTowerRecommender(Recommender):
             id_shared=cfg.id_shared,
             max_steps_per_epoch=cfg.max_steps_per_epoch,
             cold_twins=cfg.cold_twins,
+            cold_twin_history=cfg.cold_twin_history,
             progress=progress,
             device=device,
         )
@@ -474,6 +494,7 @@ class TwoTowerRecommender(Recommender):
             "layers": list(self.layers),
             "loss": self.loss,
             "temperature": self.temperature,
+            "negatives": self.negatives,
             "normalize": self.normalize,
             "lr": self.lr,
             "batch_size": self.batch_size,
@@ -487,6 +508,7 @@ class TwoTowerRecommender(Recommender):
             "id_shared": self.id_shared,
             "max_steps_per_epoch": self.max_steps_per_epoch,
             "cold_twins": self.cold_twins,
+            "cold_twin_history": self.cold_twin_history,
             "progress": self.progress,
         }
 

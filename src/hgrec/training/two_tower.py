@@ -98,6 +98,7 @@ def cold_twin_examples(
     rows: np.ndarray,
     targets: np.ndarray,
     max_history: int,
+    history: str = "before",
 ) -> tuple[Histories, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every example, plus a *cold twin* of each example that could not be served cold.
 
@@ -114,6 +115,10 @@ def cold_twin_examples(
         item_type: (n_items,) type code of every item.
         rows, targets: the examples of :func:`build_examples`.
         max_history: entries a history keeps at most (the last ones).
+        history: "before": a twin's history is the other-type entries before its positive;
+            "all": every other-type entry of the user, before and after (the cold protocol's
+            history: all of a user's source items), and every example of a user who has
+            other-type entries gets a twin (also those with no type-T entry before it).
 
     Returns:
         pool: one flat Histories holding ``histories`` then, per type T, the histories
@@ -135,8 +140,13 @@ def cold_twin_examples(
         row_start = before[h.indptr[rows]]
         n_other = before[targets] - row_start  # other-type entries before the target
         n_same = (targets - h.indptr[rows]) - n_other  # entries of type t before it
-        twin = (pos_t == t) & (n_other > 0) & (n_same > 0)
-        end = offset + before[targets[twin]]
+        if history == "all":
+            n_all = before[h.indptr[rows + 1]] - row_start  # other-type entries of the user
+            twin = (pos_t == t) & (n_all > 0)
+            end = offset + before[h.indptr[rows[twin] + 1]]
+        else:
+            twin = (pos_t == t) & (n_other > 0) & (n_same > 0)
+            end = offset + before[targets[twin]]
         out_rows.append(rows[twin])
         out_ends.append(end)
         out_starts.append(np.maximum(offset + row_start[twin], end - max_history))
@@ -164,12 +174,14 @@ def in_batch_softmax_terms(
     temperature: float = 1.0,
     log_q: torch.Tensor | None = None,
     column_valid: torch.Tensor | None = None,
+    column_type: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-example in-batch softmax cross-entropy; users may be a part of the item batch.
 
     logits_ij = user_i · item_j / temperature [- log_q_j]; column positives_i is user i's
-    positive; other columns whose item equals it, and columns flagged invalid (padding), are
-    masked; term_i = -log softmax(logits_i)[positives_i].
+    positive; other columns whose item equals it, columns flagged invalid (padding) and, when
+    ``column_type`` is given, columns of another item type than the positive's are masked;
+    term_i = -log softmax(logits_i)[positives_i].
 
     Args:
         user: (b, d) user vectors.
@@ -179,6 +191,9 @@ def in_batch_softmax_terms(
         temperature: divides the dot products.
         log_q: (B,) log sampling probability of each item row (logQ correction), or None.
         column_valid: (B,) bool, False for padding rows that must never be a negative.
+        column_type: (B,) int64 item type of each item row: a user's negatives are then the
+            in-batch items of its positive's type only (P1 equation 5: "in-batch negative
+            audiobook samples"), or None for every in-batch item.
 
     Returns:
         (b,) per-example losses.
@@ -191,6 +206,8 @@ def in_batch_softmax_terms(
     dup[torch.arange(b, device=dup.device), positives] = False
     if column_valid is not None:
         dup |= ~column_valid.unsqueeze(0)
+    if column_type is not None:  # the positive's own column has its type: never masked
+        dup |= column_type.unsqueeze(0) != column_type[positives].unsqueeze(1)
     logits = logits.masked_fill(dup, float("-inf"))
     return F.cross_entropy(logits, positives, reduction="none")  # (b,)
 
@@ -202,6 +219,7 @@ def in_batch_softmax_loss(
     temperature: float = 1.0,
     log_q: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    item_type: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """In-batch sampled softmax: each user's positive against the batch's other items.
 
@@ -217,12 +235,16 @@ def in_batch_softmax_loss(
         log_q: (B,) log sampling probability of each in-batch item (Yi et al. 2019 logQ
             correction), or None.
         weights: (B,) per-example weights (P1 equation 5: inverse item probability), or None.
+        item_type: (B,) int64 type of each positive: negatives of other types are masked
+            (``negatives="same-type"``), or None.
 
     Returns:
         scalar loss.
     """
     positives = torch.arange(user.shape[0], device=user.device)
-    per_example = in_batch_softmax_terms(user, item, item_ids, positives, temperature, log_q)
+    per_example = in_batch_softmax_terms(
+        user, item, item_ids, positives, temperature, log_q, column_type=item_type
+    )
     if weights is not None:
         per_example = per_example * weights
     return per_example.mean()
@@ -300,7 +322,8 @@ def train_two_tower(
     n_plain = len(rows)
     if model.cold_twins:
         pool, rows, starts, ends, target_items = cold_twin_examples(
-            h, train.catalog.item_type, rows, targets, model.max_history
+            h, train.catalog.item_type, rows, targets, model.max_history,
+            history=model.cold_twin_history,
         )
     else:
         pool, target_items = h, h.items[targets]
@@ -310,6 +333,11 @@ def train_two_tower(
     weights = (
         torch.from_numpy(inverse_frequency_weights(target_items, q))  # CPU, picked by idx
         if model.loss == "inverse-frequency"
+        else None
+    )
+    types = (  # (n_items,) on the device, for same-type negatives
+        torch.from_numpy(np.asarray(train.catalog.item_type, dtype=np.int64)).to(device)
+        if model.negatives == "same-type"
         else None
     )
     demo = train.users if train.users is not None else h.users
@@ -345,6 +373,7 @@ def train_two_tower(
         "n_users": int(h.n_users),
         "steps_per_epoch": int(steps),
         "loss": model.loss,
+        "negatives_type": model.negatives,
         "world_size": info.world_size,
         "negatives": "global batch" if not info.distributed or gather else "rank batch",
         "epochs": [],
@@ -385,12 +414,13 @@ def train_two_tower(
                     temperature=model.temperature,
                     log_q=log_q[b_items] if model.loss == "logq" else None,
                     weights=None if weights is None else weights[idx].to(device),
+                    item_type=None if types is None else types[b_items],
                 )
                 batch_sum, batch_n = float(loss.detach()) * len(idx), len(idx)
             else:
                 loss, batch_sum, batch_n = _ddp_loss(
                     model, u, v, b_items, torch.from_numpy(valid), global_n, info, gather,
-                    log_q, None if weights is None else weights[idx],
+                    log_q, None if weights is None else weights[idx], types,
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -444,6 +474,7 @@ def _ddp_loss(
     gather: bool,
     log_q: torch.Tensor,
     weights: torch.Tensor | None,
+    types: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, int]:
     """One rank's share of the global in-batch loss.
 
@@ -453,6 +484,7 @@ def _ddp_loss(
         global_n: examples in the global batch.
         gather: score against every rank's items (global negatives) or this rank's only.
         log_q: (n_items,) log q of every item; weights: (b,) example weights or None.
+        types: (n_items,) item type of every item (same-type negatives), or None.
 
     Returns:
         the loss to backpropagate (sum of valid terms * W / global_n: DDP's gradient average
@@ -471,6 +503,7 @@ def _ddp_loss(
     terms = in_batch_softmax_terms(
         u[keep], items, ids, keep + offset, model.temperature,
         log_q[ids] if model.loss == "logq" else None, cols_valid,
+        None if types is None else types[ids],
     )  # (n_valid,)
     if weights is not None:
         terms = terms * weights[keep]
