@@ -128,8 +128,8 @@ class ServingState:
         explain_vectors: (n_items, d) vectors whose dot products rank "because" items.
         popularity: (n_items,) int64 interactions per item (title search ranking).
         titles, titles_lower: (n_items,) item titles, as given and lower-cased (search).
-        item_lookup, event_lookup: hashed ids -> position (built once: building a hash table
-            of the catalogue per request would cost more than the whole recommendation).
+        item_lookup: hashed item ids -> position (built once: building a hash table of the
+            catalogue per request would cost more than the whole recommendation).
         target_type: the run's new item type (default of ``item_type``), or None.
         report: counts of what loading skipped, index build facts.
     """
@@ -149,7 +149,6 @@ class ServingState:
     titles: np.ndarray
     titles_lower: pd.Series
     item_lookup: pd.Index
-    event_lookup: pd.Index
     target_type: str | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -634,7 +633,6 @@ def load_state(
         explain_vectors=item_vectors if item_vectors is not None else model_vectors,
         popularity=popularity,
         item_lookup=pd.Index(catalog.item_ids, dtype=object),
-        event_lookup=pd.Index(list(event_names), dtype=object),
         titles=catalog.items[TITLE].fillna("").astype(str).to_numpy(dtype=object),
         titles_lower=catalog.items[TITLE].fillna("").astype(str).str.lower(),
         report=report,
