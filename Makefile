@@ -7,7 +7,7 @@ CONFIG ?= configs/amazon-food-kitchen.yaml
 OUT ?= runs/amazon-food-kitchen
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run experiments test bench clean
+.PHONY: setup browser run experiments new-items test bench clean
 
 setup: $(STAMP)
 
@@ -29,9 +29,14 @@ browser:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } || \
 		echo "chromium could not be installed: the browser test will be skipped"
 
-# P1 Table 1's ablations on top of `make run` (same run folder: finished stages are reused).
+# P1 Table 1's ablations and the new-item protocol on top of `make run` (same run folder: finished stages are reused).
 experiments: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/hgrec run --config configs/amazon-food-kitchen-ablations.yaml --out $(OUT)
+
+# The new-item protocol on top of `make run` (same run folder): models retrained without 20%
+# of the food items, in $(OUT)/new-items/.
+new-items: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/hgrec run --config configs/amazon-food-kitchen-new-items.yaml --out $(OUT)
 
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests

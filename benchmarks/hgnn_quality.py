@@ -4,7 +4,8 @@ Trains the HGNN once per setting (``--set key=value`` HGNNConfig overrides, ``;`
 settings) and per seed on the run's graph and text features, then prints per setting: the
 held-out-edge MRR of the untrained and the trained model, their ratio, epochs, seconds, and
 HGNN-KNN's HR@10 / MRR@100 on VALID users (cold, warm). Test users only with ``--test``
-(never use them to choose). Mean and standard deviation over ``--seeds``.
+(never use them to choose). On a new-item run (``<run>/new-items``) also HGNN-KNN's
+new-item figures. Mean and standard deviation over ``--seeds``.
 
     .venv/bin/python benchmarks/hgnn_quality.py --run runs/amazon-food-kitchen \\
         --settings "step=minibatch;step=full-graph;step=full-graph,loss=infonce" --seeds 0,1,2
@@ -73,8 +74,49 @@ def load_run(run: Path, target_type: str | None = None) -> tuple[Config, Any, np
         data = config.data.model_copy(update={"target_type": target_type})
         config = config.model_copy(update={"data": data})
     dataset = load_dataset(config.data, config.runtime.seed)
+    held = held_out_items(run, dataset)
+    if held is not None:  # a new-item protocol run: train without the held-out items
+        from hgrec.evaluation.new_items import without_items
+
+        dataset, counts = without_items(dataset, held)
+        print(f"{run}: new-item run, {counts}", file=sys.stderr)
     text = load_text_features(run / "features" / "text.parquet", dataset.catalog).embeddings
     return config, dataset, text, read_graph(run / "graph", dataset.catalog)
+
+
+def held_out_items(run: Path, dataset: Any) -> np.ndarray | None:
+    """(m,) item indices of a new-item protocol run's held-out items
+    (``held_out_items.parquet``), or None for any other run."""
+    import pandas as pd
+
+    path = run / "held_out_items.parquet"
+    if not path.is_file():
+        return None
+    idx = dataset.catalog.index_of(pd.read_parquet(path)["item_id"].astype(str).to_numpy())
+    if (idx < 0).any():
+        sys.exit(f"{path}: {int((idx < 0).sum())} held-out items are not in the catalogue")
+    return np.sort(idx)
+
+
+def new_item_figures(model: Any, run: Path, dataset: Any, config: Config,
+                     splits: tuple[str, ...]) -> dict[str, float]:
+    """On a new-item protocol run: per (split, protocol) the model's HR@10 over the new
+    relevant items and the new items' share of the top 10; {} on any other run."""
+    from hgrec.evaluation.new_items import evaluate_new_items, new_item_queries
+
+    held = held_out_items(run, dataset)
+    if held is None:
+        return {}
+    queries = {(p, s): new_item_queries(dataset, s, p, held)
+               for p in config.eval.query_protocols for s in splits}
+    block = evaluate_new_items({"m": model}, queries, held, dataset.catalog, config.eval,
+                               progress=False)["protocols"]
+    k, out = config.eval.hr_k, {}
+    for protocol, split in queries:
+        m = block[protocol][split]["models"]["m"]
+        out[f"{split}_{protocol}_new_hr10"] = m["new"][f"hr@{k}"]
+        out[f"{split}_{protocol}_new_share"] = m[f"new_share@{k}"]
+    return out
 
 
 def summarise(rows: list[dict], settings: list[dict], suffixes: tuple[str, ...], json_path: Path | None) -> None:
@@ -136,13 +178,14 @@ def main() -> None:
                     m = evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)
                     row[f"{split}_{protocol}_hr10"] = m[f"hr@{config.eval.hr_k}"]
                     row[f"{split}_{protocol}_mrr"] = m[f"mrr@{config.eval.mrr_k}"]
+            row.update(new_item_figures(model, args.run, dataset, config, splits))
             if args.save is not None:
                 args.save.mkdir(parents=True, exist_ok=True)
                 name = "_".join(f"{k}-{v}" for k, v in setting.items()) or "default"
                 np.save(args.save / f"{name}_seed{seed}.npy", res.embeddings)
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
-    summarise(rows, parse_settings(args.settings), ("_hr10", "_mrr", "seconds", "epochs", "edges_per_s"),
+    summarise(rows, parse_settings(args.settings), ("_hr10", "_mrr", "_share", "seconds", "epochs", "edges_per_s"),
               args.json)
 
 

@@ -4,8 +4,10 @@ Trains the 2T (``--hgnn none``) or the 2T-HGNN (``--hgnn run``: the run's HGNN e
 ``--hgnn FILE.npy``: embeddings saved by ``benchmarks/hgnn_quality.py --save``) once per
 setting (``--set``-style ``key=value`` TwoTowerConfig overrides, ``;``-separated) and seed,
 early-stopped on valid users as the pipeline does, and prints HR@10 / MRR@100 on VALID
-users (cold, warm); test users only with ``--test`` (never use them to choose). Mean and
-standard deviation over ``--seeds``.
+users (cold, warm); test users only with ``--test`` (never use them to choose). On a new-item
+run (``<run>/new-items``: trained without its held-out items) also the new-item figures
+(HR@10 over the new relevant items, the new items' share of the top 10). Mean and standard
+deviation over ``--seeds``.
 
     .venv/bin/python benchmarks/two_tower_quality.py --run runs/amazon-food-kitchen \\
         --hgnn run --settings "max_epochs=3;max_epochs=6" --seeds 0,1,2
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hgnn_quality import load_run, parse_settings, summarise  # noqa: E402
+from hgnn_quality import load_run, new_item_figures, parse_settings, summarise  # noqa: E402
 
 from hgrec.config import TwoTowerConfig  # noqa: E402
 from hgrec.evaluation.evaluate import evaluate  # noqa: E402
@@ -75,9 +77,10 @@ def main() -> None:
                     m = evaluate(model, q, dataset.catalog, popularity, config.eval, progress=False)
                     row[f"{split}_{protocol}_hr10"] = m[f"hr@{config.eval.hr_k}"]
                     row[f"{split}_{protocol}_mrr"] = m[f"mrr@{config.eval.mrr_k}"]
+            row.update(new_item_figures(model, args.run, dataset, config, splits))
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
-    summarise(rows, parse_settings(args.settings), ("_hr10", "_mrr", "seconds"), args.json)
+    summarise(rows, parse_settings(args.settings), ("_hr10", "_mrr", "_share", "seconds"), args.json)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,20 @@ def test_hgnn_w_users_params_are_hgnn_settings(tmp_path: Path) -> None:
         _load(tmp_path, text)
     ok = "data: {adapter: synthetic}\nbaselines: {hgnn_w_users_params: {max_epochs: 2}}\n"
     assert _load(tmp_path, ok).baselines.hgnn_w_users_params == {"max_epochs": 2}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_configs_load(path: Path) -> None:
+    cfg = Config.from_yaml(path)
+    assert cfg.eval.query_protocols == ["cold", "warm"]
+    if "new-items" in path.name:
+        assert "new_items" in cfg.eval.protocols
+
+
+def test_new_items_needs_a_query_protocol(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="new_items adds to them"):
+        _load(tmp_path, "eval: {protocols: [new_items]}\n")
+    with pytest.raises(ConfigError, match="new_items_share"):
+        _load(tmp_path, "eval: {new_items_share: 1.0}\n")

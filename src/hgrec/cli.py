@@ -1,4 +1,4 @@
-"""The ``hgrec`` console script: ``run``, ``synth``, ``similar``."""
+"""The ``hgrec`` console script: ``run``, ``add-items``, ``synth``, ``similar``, ``serve``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / config.data.name
     reuse = Path(args.reuse_hgnn) if args.reuse_hgnn else None
     run_pipeline(config, out, fresh=args.fresh, reuse_hgnn=reuse)
+    return 0
+
+
+def _add_items(args: argparse.Namespace) -> int:
+    from hgrec.pipeline.add_items import add_items, format_report
+
+    result = add_items(
+        Path(args.run), Path(args.items), out=None if args.out is None else Path(args.out),
+        interactions=None if args.interactions is None else Path(args.interactions),
+        replace_existing=args.replace,
+    )
+    print(format_report(result.report))
+    print(f"[hgrec] new run version: {result.out}")
     return 0
 
 
@@ -80,6 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse the frozen HGNN of a finished run (static layer); train only the 2T",
     )
     run.set_defaults(func=_run)
+
+    add = sub.add_parser(
+        "add-items",
+        help="write a new version of a finished run whose catalogue holds new items",
+        description="Embed new items with the run's frozen text model, HGNN and towers and "
+        "write a new run folder (the parent is never modified); see docs/new-items.md.",
+    )
+    add.add_argument("--run", required=True, help="a finished run directory (the parent)")
+    add.add_argument("--items", required=True, help="canonical items file of the new items")
+    add.add_argument(
+        "--interactions",
+        help="recent interactions (canonical; old or new items and users): co-interaction "
+        "edges of the new items, and entries of the served histories",
+    )
+    add.add_argument("--out", help="the new run folder (default: <run>+<n> next to the run)")
+    add.add_argument(
+        "--replace", action="store_true",
+        help="an item id already in the run replaces that item (else it is an error)",
+    )
+    add.set_defaults(func=_add_items)
 
     synth = sub.add_parser("synth", help="write a synthetic canonical dataset")
     synth.add_argument("--out", required=True, help="output folder")

@@ -154,7 +154,25 @@ class EvalConfig(Section):
     mrr_k: int = Field(100, ge=1)
     n_tiers: int = Field(5, ge=1)
     batch_size: int = Field(1024, ge=1)
-    protocols: list[Literal["cold", "warm"]] = Field(["cold", "warm"], min_length=1)
+    # "new_items" retrains every model without a share of the target items (run folder
+    # new-items/, about the cost of the main run again) and reports how they are placed
+    # (hgrec.evaluation.new_items); `make new-items` turns it on for the default data.
+    protocols: list[Literal["cold", "warm", "new_items"]] = Field(["cold", "warm"], min_length=1)
+    new_items_share: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of target items held out by new_items"
+    )
+
+    @field_validator("protocols")
+    @classmethod
+    def _one_query_protocol(cls, protocols: list[str]) -> list[str]:
+        if not set(protocols) & {"cold", "warm"}:
+            raise ValueError("expected 'cold' or 'warm' among the protocols (new_items adds to them)")
+        return protocols
+
+    @property
+    def query_protocols(self) -> list[str]:
+        """The protocols with queries of their own (cold, warm), in config order."""
+        return [p for p in self.protocols if p != "new_items"]
 
 
 class GraphConfig(Section):
@@ -227,6 +245,13 @@ class HGNNConfig(Section):
         0.3, gt=0.0, lt=1.0,
         description="full-graph step: share of each relation's training edges drawn afresh "
         "every epoch as supervision and withheld from message passing (PyG disjoint_train_ratio)",
+    )
+    cold_node_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="full-graph step: share of the nodes drawn afresh every epoch that pass "
+        "and receive no message (all their message-passing edges withheld) while their "
+        "supervision edges stay, so the model learns to place an edgeless (new) item from its "
+        "text; docs/hgnn.md",
     )
     lr: float = Field(1e-3, gt=0.0)
     batch_size: int = Field(4096, ge=1, description="supervision edges per mini-batch step; P1: 256")
@@ -301,6 +326,16 @@ class TwoTowerConfig(Section):
         "all",
         description="a cold twin's history: the other-type items before its positive, or all "
         "of the user's other-type items (as a cold query sees them)",
+    )
+    balance_types: bool = Field(
+        False,
+        description="each epoch, as many examples per positive item type as the rarest type "
+        "has (fresh draw per epoch); docs/two-tower.md",
+    )
+    id_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="probability that a training positive is shown to the item tower with the "
+        "rare id row (learns to place new items from their features); docs/two-tower.md",
     )
 
 

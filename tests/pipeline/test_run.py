@@ -165,3 +165,46 @@ def test_cuda_without_a_gpu_fails_before_any_stage(tmp_path: Path, monkeypatch) 
     with pytest.raises(UserError, match="runtime.device"):
         run_pipeline(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_new_item_protocol_retrains_in_its_own_run(small_run: tuple[Path, Path, Path]) -> None:
+    """eval.protocols + new_items: the main stages are reused, every model is retrained in
+    new-items/ without the held-out items (a complete run naming its parent), and the
+    new-item table lands in metrics.json and report.md."""
+    root, config, first = small_run
+    cfg = yaml.safe_load(config.read_text())
+    cfg["eval"] = {"protocols": ["cold", "warm", "new_items"], "new_items_share": 0.25}
+    path = root / "new-items.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = root / "run-new-items"
+    import shutil
+
+    shutil.copytree(first, out)
+    before = json.loads((out / "manifest.json").read_text())["stages"]
+    assert main(["run", "--config", str(path), "--out", str(out)]) == 0
+    after = json.loads((out / "manifest.json").read_text())["stages"]
+    # the main run is not retrained (the 2T stages may hold another test's settings)
+    for stage in ("data", "features", "baselines", "hgnn-w-users", "graph", "hgnn"):
+        assert after[stage]["finished_at"] == before[stage]["finished_at"], stage
+    child = out / "new-items"
+    assert RunDir(child).is_complete()
+    manifest = json.loads((child / "manifest.json").read_text())
+    extra = manifest["extra"]
+    assert extra["parent"] == str(out) and extra["new_items"]["new_items"] == 8  # of 30
+    held = pd.read_parquet(child / "held_out_items.parquet")
+    assert len(held) == 8 and set(held["item_type"]) == {"audiobook"}
+    # the held-out items have no training interaction and no graph edge in the child run
+    inter = pd.read_parquet(child / "data" / "interactions.parquet")
+    users = pd.read_parquet(child / "data" / "users.parquet").set_index("user_id")["split"]
+    train_items = inter.loc[inter["user_id"].map(users).eq("train").to_numpy(), "item_id"]
+    assert not set(held["item_id"]) & set(train_items)
+    metrics = json.loads((out / "metrics.json").read_text())
+    block = metrics["new_items"]["protocols"]["cold"]["test"]
+    assert set(block["models"]) == set(metrics["protocols"]["cold"]["test"]["models"])
+    assert block["models"]["itemknn"]["scores_new_items"] is False
+    assert block["models"]["itemknn"]["new_coverage@10"] == 0.0
+    assert block["models"]["llm-knn"]["scores_new_items"] is True
+    assert block["users"] > 0
+    report = (out / "report.md").read_text()
+    assert "# New items (held out of training, text only): 8 of 30 audiobook items" in report
+    assert "itemknn (ranks new items last)" in report

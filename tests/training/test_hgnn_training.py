@@ -177,11 +177,8 @@ def test_untrained_reference_is_the_first_model():
     assert max(h["valid_mrr"] for h in trained.history) > 1.2 * trained.untrained["valid_mrr"]
 
 
-def test_full_graph_step_never_passes_messages_over_supervision_edges(monkeypatch):
-    """In a full-graph step, the step's supervision pairs are absent from the message-passing
-    adjacency its computation graph is sampled from, and every node is computed."""
-    g, x = _planted()
-    seen = {"steps": 0, "leaks": 0}
+def _record_batches(monkeypatch) -> list:
+    """The supervision batches the multi-link sampler yields from now on, in order."""
     batches: list = []
     real_batches = training.MultiLinkSampler.batches
 
@@ -190,6 +187,16 @@ def test_full_graph_step_never_passes_messages_over_supervision_edges(monkeypatc
             batches.append(b)
             yield b
 
+    monkeypatch.setattr(training.MultiLinkSampler, "batches", recording)
+    return batches
+
+
+def test_full_graph_step_never_passes_messages_over_supervision_edges(monkeypatch):
+    """In a full-graph step, the step's supervision pairs are absent from the message-passing
+    adjacency its computation graph is sampled from, and every node is computed."""
+    g, x = _planted()
+    seen = {"steps": 0, "leaks": 0}
+    batches = _record_batches(monkeypatch)
     real_build = training.build_computation_graph
 
     def checked(adjacency, seeds, fanouts, rng, n_items, exclude_pairs=None):
@@ -204,7 +211,6 @@ def test_full_graph_step_never_passes_messages_over_supervision_edges(monkeypatc
             seen["steps"] += 1
         return real_build(adjacency, seeds, fanouts, rng, n_items, exclude_pairs)
 
-    monkeypatch.setattr(training.MultiLinkSampler, "batches", recording)
     monkeypatch.setattr(training, "build_computation_graph", checked)
     cfg = _cfg(max_epochs=2, step="full-graph", full_graph_batch_size=16, supervision_fraction=0.3)
     res = train_hgnn(g, x, cfg, seed=0, progress=False)
@@ -258,3 +264,55 @@ def test_no_early_stop_before_min_epochs():
     cfg = _cfg(max_epochs=12, patience=1, lr=1e-12, max_steps_per_epoch=1)
     assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 1}), seed=1, progress=False).history) == 2
     assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 7}), seed=1, progress=False).history) == 7
+
+
+def test_isolate_nodes_cuts_every_edge_of_the_cold_nodes():
+    g, _ = _planted()
+    cold = np.zeros(g.n_items, dtype=bool)
+    cold[[0, 7, 40]] = True
+    cut, removed = training.isolate_nodes(g, cold)
+    before = sum(e.n_edges for e in g.relations.values())
+    after = sum(e.n_edges for e in cut.relations.values())
+    assert removed == before - after > 0
+    for e in cut.relations.values():
+        assert not (cold[e.src] | cold[e.dst]).any()
+    for name, e in g.relations.items():  # every edge away from the cold nodes stays
+        keep = ~(cold[e.src] | cold[e.dst])
+        assert np.array_equal(cut.relations[name].src, e.src[keep])
+
+
+def test_cold_nodes_pass_no_message_but_keep_their_supervision(monkeypatch):
+    """With cold_node_fraction, each full-graph epoch's message-passing adjacency leaves a
+    share of the nodes without any neighbour, while edges of those nodes still supervise."""
+    g, x = _planted()
+    isolated_with_supervision = []
+    real_isolate = training.isolate_nodes
+
+    def recording(graph, cold):
+        out, removed = real_isolate(graph, cold)
+        isolated_with_supervision.append((int(cold.sum()), removed))
+        return out, removed
+
+    batches = _record_batches(monkeypatch)
+    real_build = training.build_computation_graph
+    degrees, supervised_cold = [], []
+
+    def checked(adjacency, seeds, fanouts, rng, n_items, exclude_pairs=None):
+        if len(seeds) == n_items:
+            d = sum(np.diff(csr.indptr) for csr in adjacency.values())
+            degrees.append(d)
+            b = batches[-1]  # edges of this step that touch a node without messages
+            supervised_cold.append(int(((d[b.anchor] == 0) | (d[b.positive] == 0)).sum()))
+        return real_build(adjacency, seeds, fanouts, rng, n_items, exclude_pairs)
+
+    monkeypatch.setattr(training, "isolate_nodes", recording)
+    monkeypatch.setattr(training, "build_computation_graph", checked)
+    cfg = _cfg(max_epochs=3, step="full-graph", full_graph_batch_size=64, cold_node_fraction=0.25)
+    res = train_hgnn(g, x, cfg, seed=0, progress=False)
+    assert len(isolated_with_supervision) == len(res.history) == 3
+    assert all(n > 0 and removed > 0 for n, removed in isolated_with_supervision)
+    # more edgeless nodes than the graph's own 2, in every step
+    assert all(int((d == 0).sum()) > 2 + 5 for d in degrees)
+    assert all(n > 0 for n in supervised_cold)  # and they still have links to predict
+    with pytest.raises(Exception, match="cold_node_fraction"):
+        train_hgnn(g, x, _cfg(step="minibatch", cold_node_fraction=0.2), seed=0, progress=False)

@@ -11,6 +11,8 @@ from hgrec.data.dataset import Dataset
 from hgrec.data.histories import Histories
 from hgrec.models.two_tower import TwoTowerRecommender
 from hgrec.training.two_tower import (
+    balanced_draw_prob,
+    balanced_epoch,
     build_examples,
     in_batch_softmax_loss,
     inverse_frequency_weights,
@@ -253,3 +255,33 @@ def test_cold_twins_with_all_history_see_every_other_type_item():
                    (2, 0, (3, 4)), (2, 4, (0,))]
     _, _, s2, e2, _ = cold_twin_examples(h, item_type, rows, targets, 1, history="all")
     assert (e2 - s2).max() == 1
+
+
+def test_balanced_epoch_draws_every_type_equally() -> None:
+    example_type = np.array([0] * 50 + [1] * 7 + [2] * 20)  # type 1 is the rarest
+    order = balanced_epoch(example_type, torch.Generator().manual_seed(3))
+    assert len(order) == 21 and len(np.unique(order)) == 21  # 3 types x 7, no repeat
+    assert np.array_equal(np.bincount(example_type[order]), [7, 7, 7])
+    assert set(order[example_type[order] == 1]) == set(range(50, 57))  # every rare example
+    again = balanced_epoch(example_type, torch.Generator().manual_seed(3))
+    other = balanced_epoch(example_type, torch.Generator().manual_seed(4))
+    assert np.array_equal(order, again) and not np.array_equal(order, other)
+    prob = balanced_draw_prob(example_type)
+    assert np.allclose(prob[[0, 50, 60]], [7 / 50, 1.0, 7 / 20]) and prob.sum() == pytest.approx(21)
+    # logQ follows the draw: each type holds a third of the expected stream
+    q = item_frequencies(np.arange(77), 77, prob)
+    assert np.allclose([q[:50].sum(), q[50:57].sum(), q[57:].sum()], 1 / 3)
+
+
+def test_balanced_types_train_and_round_trip(tiny_dataset: Dataset, tmp_path) -> None:
+    ds = tiny_dataset
+    text, z = planted_features(ds)
+    model = TwoTowerRecommender(
+        z, balance_types=True, layers=[64, 32, 16], batch_size=32, max_epochs=6, progress=False,
+    ).fit(train_set(ds, text))
+    report = model.report_
+    assert report["balance_types"] and report["examples_per_epoch"] < report["n_examples"]
+    losses = [e["loss"] for e in report["epochs"]]
+    assert losses[-1] < 0.9 * losses[0]
+    model.save(tmp_path / "m")
+    assert TwoTowerRecommender.load(tmp_path / "m").balance_types

@@ -133,6 +133,35 @@ def load_canonical(
     )
 
 
+def read_items(source: TableSource, display_name: str | None = None) -> tuple[pd.DataFrame, str]:
+    """One items table checked as :func:`load_canonical` checks it (``hgrec add-items``).
+
+    Returns:
+        the validated table (item_id, item_type, title as strings, other columns kept) and
+        the file name errors use.
+    """
+    names = {} if display_name is None else {"items": display_name}
+    df, name = _resolve(source, "items", names, {})
+    return _items(df, name, {}), name
+
+
+def read_interactions(
+    source: TableSource,
+    items: pd.DataFrame,
+    items_name: str,
+    display_name: str | None = None,
+) -> tuple[dict[str, np.ndarray | pd.Categorical | pd.Series], str]:
+    """One interactions table checked as :func:`load_canonical` checks it, against ``items``.
+
+    Users need not be known: they are numbered by first appearance and ``"_user_ids"`` holds
+    their ids. Returns the columns (user, item, order, event, weight, sorted by (user,
+    order), exact duplicates collapsed) and the file name errors use.
+    """
+    names = {} if display_name is None else {"interactions": display_name}
+    df, name = _resolve(source, "interactions", names, {})
+    return _interactions(df, name, items, items_name, None, "", {}), name
+
+
 def random_split(
     n_users: int, valid_fraction: float, test_fraction: float, seed: int
 ) -> np.ndarray:

@@ -238,3 +238,76 @@ def build_item_features(
         text=_check_matrix("text", text, n),
         hgnn=_check_matrix("HGNN", hgnn, n),
     )
+
+
+def extend_item_features(
+    feats: ItemFeatures,
+    catalog: Catalog,
+    changed: np.ndarray,
+    text: np.ndarray | None,
+    hgnn: np.ndarray | None,
+) -> ItemFeatures:
+    """``feats`` over a larger catalogue (``hgrec add-items``), with the fitted vocabularies.
+
+    Rows ``[0, feats.n_items)`` of ``catalog`` are the fitted items, in order; rows in
+    ``changed`` (every appended row, and replaced ones) get their inputs from ``catalog``,
+    ``text`` and ``hgnn``; the other rows keep theirs. Categorical values unseen at fit time
+    get code 0, and new items the shared "rare" id row 0 (:func:`build_id_codes`), as any
+    item unseen in training does.
+
+    Args:
+        feats: the fitted model's item features (n_before items).
+        catalog: the extended catalogue (n_items >= n_before), same item types.
+        changed: (m,) int64 rows to (re)compute; must include ``n_before .. n_items - 1``.
+        text: (n_items, d_text) text embeddings, needed when ``feats.text`` is set.
+        hgnn: (n_items, d_hgnn) HGNN embeddings, needed when ``feats.hgnn`` is set.
+
+    Raises:
+        ValueError: other item types, missing rows in ``changed``, or a missing matrix.
+    """
+    n, n_before = catalog.n_items, feats.n_items
+    changed = np.asarray(changed, dtype=np.int64)
+    if tuple(catalog.type_names) != feats.type_names:
+        raise ValueError(
+            f"the catalogue has item types {list(catalog.type_names)}; the model was fitted on "
+            f"{list(feats.type_names)} (new item types need a new run)"
+        )
+    appended = np.zeros(n, dtype=bool)
+    appended[changed] = True
+    if n < n_before or not appended[n_before:].all():
+        raise ValueError(f"changed must hold every appended row {n_before}..{n - 1}")
+    rows = torch.from_numpy(changed)
+
+    def grow(t: torch.Tensor, new_rows: torch.Tensor | None) -> torch.Tensor:
+        out = t.new_zeros((n, *t.shape[1:]))  # (n, ...)
+        out[:n_before] = t
+        if new_rows is not None:
+            out[rows] = new_rows
+        return out
+
+    def dense(name: str, old: torch.Tensor | None, arr: np.ndarray | None) -> torch.Tensor | None:
+        if old is None:
+            return None
+        full = _check_matrix(name, arr, n)
+        if full is None or full.shape[1] != old.shape[1]:
+            raise ValueError(f"{name} embeddings of the {n} items are needed, width {old.shape[1]}")
+        return grow(old, full[rows])
+
+    missing = pd.Series([None] * len(changed), dtype="object")
+    categorical = {
+        c: grow(codes, torch.from_numpy(encode_categorical(
+            catalog.items[c].iloc[changed] if c in catalog.items.columns else missing,
+            feats.vocab[c],
+        )))
+        for c, codes in feats.categorical.items()  # a handful of metadata columns
+    }
+    return ItemFeatures(
+        item_type=torch.from_numpy(catalog.item_type.astype(np.int64)),
+        type_names=feats.type_names,
+        categorical=categorical,
+        vocab=feats.vocab,
+        text=dense("text", feats.text, text),
+        hgnn=dense("HGNN", feats.hgnn, hgnn),
+        # replaced items keep their learned row, appended ones get the shared rare row 0
+        id_code=None if feats.id_code is None else grow(feats.id_code, None),
+    )

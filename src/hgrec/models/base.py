@@ -65,6 +65,31 @@ class TrainSet:
         )
 
 
+@dataclass(frozen=True)
+class NewItems:
+    """Items added to a fitted model's catalogue after training (``hgrec add-items``).
+
+    Attributes:
+        catalog: the extended catalogue; rows ``[0, n_before)`` are the fitted catalogue's
+            items in their order, the new items follow.
+        n_before: size of the catalogue the model was fitted on.
+        changed: (m,) int64 rows whose features are new: the appended items and the replaced
+            ones (``--replace``: same row, new text and metadata).
+        item_text: (n_items, d_text) float32 text embeddings of the extended catalogue, or None.
+        hgnn: (n_items, d_hgnn) float32 HGNN embeddings of the extended catalogue, or None.
+    """
+
+    catalog: Catalog
+    n_before: int
+    changed: np.ndarray
+    item_text: np.ndarray | None = None
+    hgnn: np.ndarray | None = None
+
+    @property
+    def n_items(self) -> int:
+        return self.catalog.n_items
+
+
 class Recommender(ABC):
     """Base class: ``fit``, ``score``, ``recommend``, ``save``, ``load``.
 
@@ -74,6 +99,16 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str] = "base"
+    #: Whether the model scores an item that had no training interaction from what it knows
+    #: of the item itself (text, graph position): True for the text / HGNN / two-tower
+    #: models. False: such an item gets no meaningful score, and the new-item protocol
+    #: ranks it last (:mod:`hgrec.evaluation.new_items`).
+    scores_unseen_items: ClassVar[bool] = False
+    #: Whether :meth:`with_new_items` embeds items added to the catalogue after training
+    #: (``hgrec add-items``), or only keeps serving the fitted ones (the default wrapper: new
+    #: items are never recommended). HGNN-w-users scores unseen catalogue items but cannot
+    #: take new ones.
+    embeds_new_items: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, train: TrainSet) -> Recommender:
@@ -102,6 +137,20 @@ class Recommender(ABC):
     @abstractmethod
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`get_state` returned."""
+
+    # ------------------------------------------------------------------ new items
+    def with_new_items(self, new: NewItems) -> Recommender:
+        """This model over the extended catalogue ``new.catalog`` (``hgrec add-items``).
+
+        The default, for models that learned one parameter per item from interactions
+        (popularity, ItemKNN, ALS, EASE, HGNN-w-users): the same model, wrapped so that it
+        accepts the larger catalogue, ignores new items in histories and scores them -inf,
+        so they are never recommended (:class:`hgrec.models.known_items.KnownItemsOnly`).
+        Replaced items keep what the model learned about them. Inductive models override.
+        """
+        from hgrec.models.known_items import KnownItemsOnly  # it subclasses this class
+
+        return KnownItemsOnly(self, n_known=new.n_before, n_items=new.n_items)
 
     # ------------------------------------------------------------------ shared machinery
     def recommend(

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
-from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.base import NewItems, Recommender, TrainSet
 
 
 class HGNNKNN(Recommender):
@@ -30,6 +30,8 @@ class HGNNKNN(Recommender):
     """
 
     name: ClassVar[str] = "hgnn-knn"
+    scores_unseen_items: ClassVar[bool] = True  # from the item's text (and edges)
+    embeds_new_items: ClassVar[bool] = True  # with_new_items below
 
     def __init__(self, embeddings: np.ndarray | None = None, weighted: bool = False) -> None:
         self.embeddings = None if embeddings is None else self._check(embeddings)
@@ -77,6 +79,13 @@ class HGNNKNN(Recommender):
         """(n, c) float32 dot products of the user means with the candidates' embeddings."""
         u = self.user_vectors(histories)  # (n, d)
         return u @ self.embeddings[np.asarray(candidates, dtype=np.int64)].T  # (n, c)
+
+    def with_new_items(self, new: NewItems) -> HGNNKNN:
+        """The same scoring over ``new.hgnn``, the (n_items, d) embeddings of the extended
+        catalogue (new items embedded by the frozen HGNN)."""
+        if new.hgnn is None or new.hgnn.shape[0] != new.n_items:
+            raise ValueError(f"{self.name}: new items need HGNN embeddings of all {new.n_items} items")
+        return HGNNKNN(embeddings=new.hgnn, weighted=self.weighted)
 
     def get_params(self) -> dict[str, Any]:
         return {"weighted": self.weighted}

@@ -161,6 +161,7 @@ class HGNNWithUsers(Recommender):
     """
 
     name: ClassVar[str] = "hgnn-w-users"
+    scores_unseen_items: ClassVar[bool] = True  # from the item's text (and edges)
 
     def __init__(self, hgnn_params: dict[str, Any] | None = None, progress: bool = True) -> None:
         self.hgnn_params = dict(hgnn_params or {})

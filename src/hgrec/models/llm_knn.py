@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hgrec.data.histories import Histories
-from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.base import NewItems, Recommender, TrainSet
 from hgrec.models.inputs import check_candidates, check_histories, require_fitted
 
 
@@ -39,6 +39,8 @@ class LLMKNN(Recommender):
     """
 
     name: ClassVar[str] = "llm-knn"
+    scores_unseen_items: ClassVar[bool] = True  # from the item's text (and edges)
+    embeds_new_items: ClassVar[bool] = True  # with_new_items below
 
     def __init__(self, history_type: str | None = None) -> None:
         self.history_type = history_type
@@ -94,6 +96,20 @@ class LLMKNN(Recommender):
         assert self.item_vectors is not None
         cand = check_candidates(candidates, len(self.item_vectors), self.name)
         return self.user_vectors(histories) @ self.item_vectors[cand].T
+
+    def with_new_items(self, new: NewItems) -> LLMKNN:
+        """The same model over ``new.item_text``, the (n_items, d) text embeddings of the
+        extended catalogue (nothing else is learned)."""
+        if new.item_text is None or new.item_text.shape[0] != new.n_items:
+            raise ValueError(f"{self.name}: new items need text embeddings of all {new.n_items} items")
+        model = LLMKNN(history_type=self.history_type)
+        model.item_vectors = l2_normalise(np.asarray(new.item_text, dtype=np.float32))
+        cat = new.catalog
+        model.history_mask = (
+            np.ones(new.n_items, dtype=bool) if self.history_type is None
+            else cat.item_type == cat.type_code(self.history_type)
+        )
+        return model
 
     def get_params(self) -> dict[str, Any]:
         return {"history_type": self.history_type}

@@ -61,16 +61,23 @@ def load_model(path: str | Path) -> Recommender:
     if not meta_file.exists():
         raise FileNotFoundError(f"{meta_file} does not exist; expected a model saved with .save()")
     name = json.loads(meta_file.read_text()).get("name")
-    # Lazy imports: the vector models pull in torch modules the baselines do not need.
-    from hgrec.models.hgnn_knn import HGNNKNN
-    from hgrec.models.hgnn_w_users import HGNNWithUsers
-    from hgrec.models.two_tower import TwoTowerRecommender
-
-    classes: dict[str, type[Recommender]] = {
-        **BASELINES, HGNNKNN.name: HGNNKNN, HGNNWithUsers.name: HGNNWithUsers,
-        "2t": TwoTowerRecommender,
-        "2t-hgnn": TwoTowerRecommender,
-    }
+    classes = model_classes()
     if name not in classes:
         raise ValueError(f"{meta_file}: unknown model name {name!r}; known: {sorted(classes)}")
     return classes[name].load(path)
+
+
+def model_classes() -> dict[str, type[Recommender]]:
+    """Saved model name (``params.json``'s ``name``) -> class, every model included."""
+    # Lazy imports: the vector models pull in torch modules the baselines do not need.
+    from hgrec.models.hgnn_knn import HGNNKNN
+    from hgrec.models.hgnn_w_users import HGNNWithUsers
+    from hgrec.models.known_items import KnownItemsOnly
+    from hgrec.models.two_tower import TwoTowerRecommender
+
+    return {
+        **BASELINES, HGNNKNN.name: HGNNKNN, HGNNWithUsers.name: HGNNWithUsers,
+        "2t": TwoTowerRecommender,
+        "2t-hgnn": TwoTowerRecommender,
+        KnownItemsOnly.name: KnownItemsOnly,
+    }

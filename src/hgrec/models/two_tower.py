@@ -42,9 +42,14 @@ from torch import nn
 
 from hgrec.config import TwoTowerConfig
 from hgrec.data.histories import Histories
-from hgrec.features.item import ItemFeatures, build_id_codes, build_item_features
+from hgrec.features.item import (
+    ItemFeatures,
+    build_id_codes,
+    build_item_features,
+    extend_item_features,
+)
 from hgrec.features.user import UserFeaturizer, UserInputs
-from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.base import NewItems, Recommender, TrainSet
 from hgrec.utils.device import resolve_device
 
 LOSSES = ("logq", "inverse-frequency")
@@ -213,6 +218,13 @@ class TwoTowerRecommender(Recommender):
             other-type entries, holding all of them, as a cold query does.
         max_steps_per_epoch: cap on steps per epoch (each epoch draws a fresh permutation), or
             None for full passes; bounds the training time on large data.
+        balance_types: each epoch draws, for every item type, as many examples whose positive
+            is of that type as the rarest type has (a fresh draw per epoch), so every type
+            supervises equally (the HGNN's balanced sampler, applied to the 2T's examples).
+        id_dropout: probability that a training example's positive item is shown to the
+            item tower with the shared rare id row instead of its own (per example and
+            epoch), so the tower learns to place items it has no id for (new items) from
+            their features; 0 = off.
         progress: show tqdm progress bars.
         device: where the towers train and run ("cpu", "cuda", "cuda:N"; the config's
             ``runtime.device``). Resolved here, so CUDA asked for on a machine without it is
@@ -222,6 +234,8 @@ class TwoTowerRecommender(Recommender):
     """
 
     name: ClassVar[str] = "2t"
+    scores_unseen_items: ClassVar[bool] = True  # from the item's text (and edges)
+    embeds_new_items: ClassVar[bool] = True  # with_new_items below
 
     def __new__(cls, hgnn: np.ndarray | None = None, **kwargs: Any) -> TwoTowerRecommender:
         # Like pathlib.Path: the constructor picks the variant, so `name` stays a class fact.
@@ -251,6 +265,8 @@ class TwoTowerRecommender(Recommender):
         max_steps_per_epoch: int | None = None,
         cold_twins: bool = False,
         cold_twin_history: str = "before",
+        balance_types: bool = False,
+        id_dropout: float = 0.0,
         progress: bool = True,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -296,6 +312,10 @@ class TwoTowerRecommender(Recommender):
                 f"cold_twin_history must be one of {COLD_TWIN_HISTORIES}, got {cold_twin_history!r}"
             )
         self.cold_twin_history = cold_twin_history
+        self.balance_types = bool(balance_types)
+        if not 0.0 <= float(id_dropout) < 1.0:
+            raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
+        self.id_dropout = float(id_dropout)
         self.progress = bool(progress)
         self.item_features: ItemFeatures | None = None
         self.user_featurizer: UserFeaturizer | None = None
@@ -334,6 +354,8 @@ class TwoTowerRecommender(Recommender):
             max_steps_per_epoch=cfg.max_steps_per_epoch,
             cold_twins=cfg.cold_twins,
             cold_twin_history=cfg.cold_twin_history,
+            balance_types=cfg.balance_types,
+            id_dropout=cfg.id_dropout,
             progress=progress,
             device=device,
         )
@@ -488,6 +510,38 @@ class TwoTowerRecommender(Recommender):
             raise ValueError(f"candidates must be item indices in [0, {len(items)})")
         return (self.user_vectors(histories) @ items[candidates].T).astype(np.float32)
 
+    # ------------------------------------------------------------------ new items
+    def with_new_items(self, new: NewItems, batch_size: int = 8192) -> TwoTowerRecommender:
+        """The same trained towers over the extended catalogue (``hgrec add-items``).
+
+        The item features grow by the rows in ``new.changed`` (text, metadata and, for
+        2T-HGNN, the frozen HGNN's embeddings of the new items; the shared rare id row);
+        the item tower computes their vectors; every other item keeps its vector, so the
+        index of the fitted items is unchanged. The user tower reads histories holding new
+        items through the same extended features.
+        """
+        _, _, feats, _ = self._require_fitted()
+        items = extend_item_features(feats, new.catalog, new.changed, new.item_text,
+                                     new.hgnn if feats.hgnn is not None else None)
+        old = self.item_vectors()  # (n_before, out_dim)
+        vectors = np.zeros((new.n_items, old.shape[1]), dtype=np.float32)
+        vectors[: len(old)] = old
+        state = {k: v for k, v in self.get_state().items() if not k.startswith("item.")}
+        state.update(items.to_state("item."))
+        state["item_vectors"] = vectors
+        hgnn = None if items.hgnn is None else items.hgnn.numpy()
+        model = TwoTowerRecommender(hgnn, **self.get_params(), device=self.device)
+        model.set_state(state)
+        _, item_tower, _, _ = model._require_fitted()
+        item_tower.eval()
+        changed = np.asarray(new.changed, dtype=np.int64)
+        with torch.no_grad():
+            for start in range(0, len(changed), batch_size):  # batches of new items
+                idx = changed[start : start + batch_size]
+                vectors[idx] = model.embed_items(torch.from_numpy(idx)).cpu().numpy()
+        model._item_vectors = vectors
+        return model
+
     # ------------------------------------------------------------------ persistence
     def get_params(self) -> dict[str, Any]:
         return {
@@ -509,6 +563,8 @@ class TwoTowerRecommender(Recommender):
             "max_steps_per_epoch": self.max_steps_per_epoch,
             "cold_twins": self.cold_twins,
             "cold_twin_history": self.cold_twin_history,
+            "balance_types": self.balance_types,
+            "id_dropout": self.id_dropout,
             "progress": self.progress,
         }
 

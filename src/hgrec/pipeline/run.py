@@ -15,6 +15,8 @@ Run directory::
     hgnn/          embeddings.parquet, model.pt, history.json, hgnn-knn/
     2t/, 2t-hgnn/  model/ + training.json
     ablation-X/    retrained HGNN embeddings + 2T-HGNN of P1 Table 1 ablation X
+    new-items/     with eval.protocols new_items: a complete run of every model trained
+                   without the held-out items (held_out_items.parquet lists them)
     models.json    model name -> folder, for `hgrec serve`
     metrics.json, report.md, tiers.png
     hgnn_learning_curve.png  loss and held-out-edge MRR per epoch of the main HGNN (from
@@ -93,10 +95,20 @@ def run_pipeline(
 class Pipeline:
     """The stages of one run; each method is one stage (cached where it is expensive)."""
 
-    def __init__(self, config: Config, out: Path, fresh: bool, reuse_hgnn: Path | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        out: Path,
+        fresh: bool,
+        reuse_hgnn: Path | None,
+        held_out: HeldOut | None = None,
+    ) -> None:
+        """``held_out``: run on that reduced dataset instead of loading ``config.data`` (the
+        new-item protocol's run, :meth:`new_items`), and evaluate the held-out items."""
         from hgrec.utils.seed import seed_everything, set_threads
 
         self.config = config
+        self.held_out = held_out
         self.seed = config.runtime.seed
         self.progress = config.runtime.progress
         self.reuse_hgnn = reuse_hgnn
@@ -122,7 +134,8 @@ class Pipeline:
         self.run_dir.start(
             config.model_dump(mode="json"),
             inputs=_input_paths(config),
-            extra={"reuse_hgnn": None if reuse_hgnn is None else str(reuse_hgnn)},
+            extra={"reuse_hgnn": None if reuse_hgnn is None else str(reuse_hgnn),
+                   **({} if held_out is None else held_out.manifest())},
         )
         self.models: dict[str, Recommender] = {}
 
@@ -173,6 +186,10 @@ class Pipeline:
             )
         self.vectors_and_index()
         metrics.update(self.experiments(hgnn_emb))
+        if self.held_out is not None:
+            metrics["new_items"] = self.evaluate_held_out()
+        elif "new_items" in cfg.eval.protocols:
+            metrics["new_items"] = self.new_items()
         self.run_dir.record_stage_seconds(self.clock.seconds)
         metrics["stage_seconds"] = {k: round(v, 1) for k, v in self.clock.seconds.items()}
         training = read_hgnn_history(self.run_dir.path / "hgnn") if cfg.hgnn.enabled else None
@@ -195,14 +212,18 @@ class Pipeline:
         from hgrec.graph.inputs import check_events
 
         with self.clock("load"):
-            self.dataset = load_dataset(self.config.data, self.seed)
+            if self.held_out is not None:
+                self.dataset = self.held_out.dataset
+            else:
+                self.dataset = load_dataset(self.config.data, self.seed)
             # Settings that name things in the data: checked now, not when their stage runs.
             if self.config.hgnn.enabled:
                 check_events(self.config.graph, self.dataset.event_names)
         _print_load_report(self.dataset)
         self.data_key = config_hash(
             {"data": self.config.data.model_dump(mode="json"),
-             "inputs": self.run_dir.input_hashes, "seed": self.seed}
+             "inputs": self.run_dir.input_hashes, "seed": self.seed,
+             **({} if self.held_out is None else {"held_out": self.held_out.key})}
         )
         if not self.run_dir.is_done("data", self.data_key):
             with self.run_dir.stage("data", self.data_key) as tmp:
@@ -227,7 +248,10 @@ class Pipeline:
         cfg = self.config
         key = config_hash(
             {"data": self.data_key, "text": self.text_hash,
-             "baselines": cfg.baselines.model_dump(mode="json"), "eval": cfg.eval.model_dump(mode="json")}
+             "baselines": cfg.baselines.model_dump(mode="json"),
+             # what tuning reads of eval: the new-item protocol runs in its own folder
+             "eval": {**cfg.eval.model_dump(mode="json", exclude={"new_items_share"}),
+                      "protocols": cfg.eval.query_protocols}}
         )
         with self.clock("baselines"):
             if not self.run_dir.is_done("baselines", key):
@@ -390,7 +414,7 @@ class Pipeline:
         if est is not None:
             queries = {
                 (p, s): build_queries(self.dataset, s, p, est)
-                for p in cfg.eval.protocols for s in ("valid", "test")
+                for p in cfg.eval.query_protocols for s in ("valid", "test")
             }
             with self.clock(f"evaluate ({est} as target)"):
                 out["established"] = evaluate_all(
@@ -410,6 +434,93 @@ class Pipeline:
                     dataset_name=cfg.data.name, progress=self.progress,
                 )
         return out
+
+
+    def new_items(self) -> dict[str, Any]:
+        """The new-item protocol: every model retrained without a share of the target items
+        in ``<run>/new-items/`` (a complete run of its own, servable, stages cached like this
+        one's), then evaluated on how it places them (:mod:`hgrec.evaluation.new_items`)."""
+        from hgrec.config import ExperimentsConfig
+        from hgrec.evaluation.new_items import hold_out_items, without_items
+
+        cfg = self.config
+        items = hold_out_items(self.dataset, cfg.eval.new_items_share, self.seed)
+        reduced, counts = without_items(self.dataset, items)
+        how = ("the latest first interactions" if reduced.order_kind == "timestamp"
+               else f"a random {cfg.eval.new_items_share:.0%} of them, seed {self.seed}")
+        held = HeldOut(dataset=reduced, items=items, counts=counts, parent=self.run_dir.path, how=how)
+        print(f"[hgrec] new items: {counts['new_items']:,} {self.dataset.target_type} items held "
+              f"out ({how}); {counts['train_interactions_removed']:,} training interactions "
+              f"removed; retraining every model in {self.run_dir.path / NEW_ITEMS_DIR}")
+        child_cfg = cfg.model_copy(update={
+            "eval": cfg.eval.model_copy(update={"protocols": cfg.eval.query_protocols}),
+            "experiments": ExperimentsConfig(),
+        })
+        with self.clock("new items (retrain + evaluate)"):
+            child = Pipeline(child_cfg, self.run_dir.path / NEW_ITEMS_DIR, False, None, held)
+            result: dict[str, Any] = child.run()["new_items"]
+        return result
+
+    def evaluate_held_out(self) -> dict[str, Any]:
+        """The new-item metrics of this run's models (this run is the held-out one)."""
+        from hgrec.evaluation.new_items import (
+            evaluate_new_items,
+            held_out_table,
+            new_item_queries,
+        )
+        from hgrec.utils.artifacts import atomic_write_parquet
+
+        held = self.held_out
+        assert held is not None
+        atomic_write_parquet(self.run_dir.path / "held_out_items.parquet",
+                             held_out_table(self.dataset.catalog, held.items))
+        queries = {
+            (p, s): new_item_queries(self.dataset, s, p, held.items)
+            for p in self.config.eval.query_protocols for s in ("valid", "test")
+        }
+        with self.clock("evaluate (new items)"):
+            out = evaluate_new_items(self.models, queries, held.items, self.dataset.catalog,
+                                     self.config.eval, progress=self.progress)
+        t = self.dataset.target_type
+        out.update(
+            target_type=t, held_out=held.how,
+            counts={**held.counts, "target_items": len(self.dataset.catalog.items_of_type(t))},
+        )
+        return out
+
+
+#: Sub-folder of a run holding the new-item protocol's run (every model trained without the
+#: held-out items).
+NEW_ITEMS_DIR = "new-items"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The new-item protocol's reduced dataset and what was held out (see
+    :mod:`hgrec.evaluation.new_items`).
+
+    Attributes:
+        dataset: the dataset without the training users' interactions with ``items``.
+        items: (m,) int64 held-out target item indices, ascending.
+        counts: what was removed (:func:`hgrec.evaluation.new_items.without_items`).
+        parent: the run folder this protocol belongs to.
+        how: which items were held out, in words.
+    """
+
+    dataset: Dataset
+    items: np.ndarray
+    counts: dict[str, int]
+    parent: Path
+    how: str
+
+    @property
+    def key(self) -> str:
+        """Content hash of the held-out item ids (part of the reduced data's stage key)."""
+        ids = self.dataset.catalog.item_ids[self.items].astype(str).tolist()
+        return config_hash({"held_out": ids})
+
+    def manifest(self) -> dict[str, Any]:
+        return {"parent": str(self.parent), "new_items": {"held_out": self.how, **self.counts}}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -485,7 +596,7 @@ def build_eval_queries(dataset: Dataset, config: Config) -> dict[tuple[str, str]
     """Queries for every (protocol, split) of the config; the valid ones drive tuning."""
     return {
         (protocol, split): build_queries(dataset, split, protocol, dataset.target_type)
-        for protocol in config.eval.protocols
+        for protocol in config.eval.query_protocols
         for split in ("valid", "test")
     }
 
@@ -618,6 +729,10 @@ def render_full_report(metrics: dict[str, Any]) -> str:
     if "ablations" in metrics:
         parts.append("# Ablations (P1 Table 1), test users\n")
         parts.append(render_ablations(metrics["ablations"]["protocols"]))
+    if "new_items" in metrics:
+        from hgrec.evaluation.new_items import render_new_items
+
+        parts.append(render_new_items(metrics["new_items"]))
     if "hgnn_training" in metrics:
         parts.append(render_learning_curve(metrics["hgnn_training"], "hgnn"))
     seconds = metrics.get("stage_seconds", {})

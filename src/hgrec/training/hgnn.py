@@ -142,6 +142,24 @@ def split_validation(
     return CoGraph(graph.n_items, graph.item_type, graph.type_names, train), valid
 
 
+def isolate_nodes(graph: CoGraph, cold: np.ndarray) -> tuple[CoGraph, int]:
+    """``graph`` without every edge that touches a node of ``cold``.
+
+    Args:
+        graph: message-passing edges.
+        cold: (n_items,) bool, the nodes to cut off.
+
+    Returns:
+        the graph, and how many edges were removed (each counted once).
+    """
+    rel, removed = {}, 0
+    for name, e in graph.relations.items():  # loop over relations
+        keep = ~(cold[e.src] | cold[e.dst])
+        removed += int((~keep).sum())
+        rel[name] = RelationEdges(e.src_type, e.dst_type, e.src[keep], e.dst[keep], e.count[keep])
+    return CoGraph(graph.n_items, graph.item_type, graph.type_names, rel), removed
+
+
 def make_validation_set(
     graph: CoGraph,
     held_out: dict[str, RelationEdges],
@@ -370,7 +388,10 @@ def full_graph_epoch(
     edges (``supervision_fraction`` of every relation; PyG's ``RandomLinkSplit(
     disjoint_train_ratio=...)``), so no step predicts an edge it passes messages over. The
     balanced multi-link sampler draws the epoch's supervision edges from the supervision
-    part, in batches of ``full_graph_batch_size``. Per batch: every node's neighbours are
+    part, in batches of ``full_graph_batch_size``. With ``cold_node_fraction`` > 0 a fresh
+    share of the nodes also loses every message-passing edge (:func:`isolate_nodes`) while
+    keeping its supervision edges: those nodes are embedded from their text alone, as an
+    item added after training is, and still have to predict their links. Per batch: every node's neighbours are
     sampled once at ``fanouts`` over the message-passing edges (node-keyed draws), both
     layers run over all n nodes, and the loss of the batch's edges against one shared
     negative pool is computed in chunks of ``LOSS_CHUNK`` edges on detached embeddings,
@@ -383,6 +404,9 @@ def full_graph_epoch(
     """
     cfg, info, negatives, n, dev = step.cfg, step.info, step.negatives, step.n_items, step.device
     mp_graph, held = split_validation(train_graph, cfg.supervision_fraction, rng)
+    n_isolated = 0
+    if cfg.cold_node_fraction > 0:
+        mp_graph, n_isolated = isolate_nodes(mp_graph, rng.random(n) < cfg.cold_node_fraction)
     sup_graph = CoGraph(n, train_graph.item_type, train_graph.type_names, held)
     adjacency = graph_adjacency(mp_graph)
     sampler = MultiLinkSampler(
@@ -390,7 +414,7 @@ def full_graph_epoch(
         batch_size=cfg.full_graph_batch_size,
     )  # fmt: skip
     everyone = np.arange(n, dtype=np.int64)
-    n_withheld = 2 * sum(e.n_edges for e in held.values())
+    n_withheld = 2 * (sum(e.n_edges for e in held.values()) + n_isolated)
     losses, n_edges = [], 0
     for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over steps
         b = len(batch)
@@ -496,6 +520,12 @@ def train_hgnn(
     mode, why = choose_step(cfg, adjacency, sampler, negatives, graph.n_items, seed)
     if progress and info.is_main:
         print(f"[hgrec] hgnn: {mode} step ({why})", flush=True)
+    if cfg.cold_node_fraction > 0 and mode != "full-graph":
+        raise UserError(
+            f"hgnn.cold_node_fraction is {cfg.cold_node_fraction} but the HGNN trains with the "
+            f"{mode} step ({why}); cold nodes need the full-graph step: set hgnn.step: "
+            "full-graph, or hgnn.cold_node_fraction: 0"
+        )
     x_all = torch.from_numpy(features).to(dev)
     types_all = torch.from_numpy(graph.item_type.astype(np.int64)).to(dev)
 

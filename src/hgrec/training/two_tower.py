@@ -250,10 +250,45 @@ def in_batch_softmax_loss(
     return per_example.mean()
 
 
-def item_frequencies(target_items: np.ndarray, n_items: int) -> np.ndarray:
-    """(n_items,) float64 q_j: share of the examples whose target is item j."""
-    counts = np.bincount(target_items, minlength=n_items).astype(np.float64)
-    return counts / max(len(target_items), 1)
+def item_frequencies(
+    target_items: np.ndarray, n_items: int, draw_prob: np.ndarray | None = None
+) -> np.ndarray:
+    """(n_items,) float64 q_j: expected share of the trained examples whose target is item j.
+
+    ``draw_prob``: (m,) probability that an epoch draws each example (type balancing,
+    :func:`balanced_epoch`); None: every example every epoch.
+    """
+    counts = np.bincount(target_items, weights=draw_prob, minlength=n_items).astype(np.float64)
+    return counts / max(counts.sum(), 1e-12)
+
+
+def balanced_draw_prob(example_type: np.ndarray) -> np.ndarray:
+    """(m,) float64 probability that :func:`balanced_epoch` draws each example: n_min / n_t
+    for an example whose positive is of type t (n_t examples; n_min of the rarest type)."""
+    counts = np.bincount(example_type)
+    n_min = counts[counts > 0].min()
+    return n_min / counts[example_type]
+
+
+def balanced_epoch(example_type: np.ndarray, gen: torch.Generator) -> np.ndarray:
+    """One epoch's example order with every positive type equally represented.
+
+    Args:
+        example_type: (m,) int64 item type of each example's positive.
+        gen: the seeded generator of the run (the same draws on every rank).
+
+    Returns:
+        (T * n_min,) int64 example indices, shuffled: for each of the T types present, a
+        uniform draw without replacement of n_min of its examples (n_min = the rarest type's
+        count); every example of the rarest type each epoch.
+    """
+    key = torch.rand(len(example_type), generator=gen, dtype=torch.float64).numpy()
+    grouped = np.lexsort((key, example_type))  # (m,) by type, random within a type
+    counts = np.bincount(example_type)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[counts > 0]  # (T,)
+    n_min = int(counts[counts > 0].min())
+    chosen = grouped[(starts[:, None] + np.arange(n_min)).ravel()]  # (T * n_min,)
+    return chosen[torch.randperm(len(chosen), generator=gen).numpy()]
 
 
 def inverse_frequency_weights(target_items: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -328,7 +363,9 @@ def train_two_tower(
     else:
         pool, target_items = h, h.items[targets]
         starts, ends = np.maximum(h.indptr[rows], targets - model.max_history), targets
-    q = item_frequencies(target_items, train.catalog.n_items)
+    example_type = np.asarray(train.catalog.item_type, dtype=np.int64)[target_items]  # (m,)
+    draw_prob = balanced_draw_prob(example_type) if model.balance_types else None
+    q = item_frequencies(target_items, train.catalog.n_items, draw_prob)
     log_q = torch.from_numpy(np.log(np.maximum(q, 1e-12)).astype(np.float32)).to(device)
     weights = (
         torch.from_numpy(inverse_frequency_weights(target_items, q))  # CPU, picked by idx
@@ -362,13 +399,17 @@ def train_two_tower(
     opt = torch.optim.Adam(params, lr=model.lr)
     gen = torch.Generator().manual_seed(seed)
     m, bs = len(rows), model.batch_size
-    steps = math.ceil(m / bs)
+    id_drop = model.id_dropout > 0 and feats.id_code is not None
+    m_epoch = m if draw_prob is None else int(round(draw_prob.sum()))  # examples per epoch
+    steps = math.ceil(m_epoch / bs)
     if model.max_steps_per_epoch is not None:
         steps = min(steps, model.max_steps_per_epoch)
 
     report: dict[str, Any] = {
         "n_examples": int(m),
         "n_cold_twins": int(m - n_plain),
+        "examples_per_epoch": int(m_epoch),
+        "balance_types": model.balance_types,
         "n_skipped_first": n_skipped,
         "n_users": int(h.n_users),
         "steps_per_epoch": int(steps),
@@ -385,7 +426,12 @@ def train_two_tower(
     item_tower.train()
     for epoch in range(model.max_epochs):  # epochs
         t0 = time.perf_counter()
-        perm = torch.randperm(m, generator=gen).numpy()  # the same on every rank
+        perm = (  # the same on every rank
+            torch.randperm(m, generator=gen).numpy() if draw_prob is None
+            else balanced_epoch(example_type, gen)
+        )
+        # (m,) examples whose positive shows the rare id row this epoch (same on every rank)
+        drop_id = (torch.rand(m, generator=gen) < model.id_dropout).numpy() if id_drop else None
         total, seen = 0.0, 0
         bar = tqdm(range(steps), desc=f"{model.name} epoch {epoch + 1}",
                    disable=not (model.progress and info.is_main), leave=False)
@@ -405,7 +451,10 @@ def train_two_tower(
             )
             inputs = featurizer.transform(hist, users=demo_b)
             u = user_fwd(*to_device(inputs.tower_args(), device))  # (b, d), as embed_users
-            v = item_fwd(*to_device(feats.tower_inputs(b_items_cpu), device))  # as embed_items
+            item_in = feats.tower_inputs(b_items_cpu)
+            if drop_id is not None:  # the id input is last (ItemFeatures.tower_inputs)
+                item_in = (*item_in[:-1], item_in[-1].masked_fill(torch.from_numpy(drop_id[idx]), 0))
+            v = item_fwd(*to_device(item_in, device))  # as embed_items
             if valid is None:  # single process: the original step, unchanged
                 loss = in_batch_softmax_loss(
                     u,
