@@ -10,7 +10,7 @@ Reference, timed in the same process: the run's text model embedding ``--ref`` o
 own titles with no cache (texts/s), the rate the text phase should approach.
 
 Printed per N: seconds of each phase (validate, text, hgnn, towers, index, write), total,
-items/s, and the reference rate.
+items/s, and the ratios of the text phase's and the whole command's items/s to the reference.
 
 Usage (2 cores, after ``make run``):
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/add_items.py --n 1000
@@ -87,8 +87,9 @@ def main() -> None:
     set_threads(args.threads)
     ref = reference_rate(args.run, config, args.ref)
     print(f"reference: text model on {args.ref:,} of the run's titles, no cache: {ref:,.0f} texts/s")
-    header = "| new items | " + " | ".join(PHASES) + " | total s | items/s |"
-    rows = [header, "|" + "---:|" * (len(PHASES) + 3)]
+    header = ("| new items | " + " | ".join(PHASES)
+              + " | total s | items/s | text phase rate / reference | total rate / reference |")
+    rows = [header, "|" + "---:|" * (len(PHASES) + 5)]
     with tempfile.TemporaryDirectory(dir=args.run.parent, prefix=".bench-add-items-") as tmp:
         for n in args.n:  # one version per size
             items = new_items(args.run, n, args.seed)
@@ -106,7 +107,8 @@ def main() -> None:
             total = time.perf_counter() - t0
             s = result.report["seconds"]
             rows.append(f"| {n:,} | " + " | ".join(f"{s[p]:.1f}" for p in PHASES)
-                        + f" | {total:.1f} | {n / total:,.0f} |")
+                        + f" | {total:.1f} | {n / total:,.0f} | {n / max(s['text'], 1e-9) / ref:.2f}"
+                        + f" | {n / total / ref:.3f} |")
             print(json.dumps({"n": n, "seconds": s, "total": round(total, 1)}))
             shutil.rmtree(out)
     print(f"\nrun {args.run.name}, {args.threads} threads, recent/item {args.recent}; "

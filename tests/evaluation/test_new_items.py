@@ -121,6 +121,8 @@ def test_models_that_cannot_score_new_items_rank_them_last(tiny_dataset: Dataset
     # every user has a new relevant item and all 6 new items lead every top 10
     assert ind["new"]["hr@10"] == 1.0 and ind["new_share@10"] == pytest.approx(0.6)
     assert ind["new_coverage@10"] == 1.0 and ind["scores_new_items"] is True
+    assert ind["among_new"]["hr@10"] == 1.0 and tra["among_new"]["hr@10"] is None  # 6 <= 10
+    assert block["among_new_chance_hr@10"] == 1.0  # any order of 6 items puts them in a top 10
     # ranked last = not in the top 20 of 18 old items... and never recommended
     assert tra["new"]["hr@10"] == 0.0 and tra["new"]["mrr@20"] == 0.0
     assert tra["new_share@10"] == 0.0 and tra["new_coverage@10"] == 0.0
@@ -129,3 +131,15 @@ def test_models_that_cannot_score_new_items_rank_them_last(tiny_dataset: Dataset
     assert ind["all"]["hr@10"] >= ind["new"]["hr@10"] - 1e-12
     table = new_items_table(out, "test", 10, 20)
     assert "transductive (ranks new items last)" in table and "inductive |" in table
+
+
+def test_chance_hit_rate_is_the_random_ranking_rate() -> None:
+    from hgrec.evaluation.new_items import chance_hit_rate
+
+    assert chance_hit_rate(np.array([1]), 100, 10) == pytest.approx(0.1)
+    assert chance_hit_rate(np.array([2]), 4, 1) == pytest.approx(0.5)
+    # 1 - C(8, 2) / C(10, 2) = 1 - 28 / 45
+    assert chance_hit_rate(np.array([2, 1]), 10, 2) == pytest.approx(((1 - 28 / 45) + 0.2) / 2)
+    rng = np.random.default_rng(0)
+    sims = np.mean([len({0, 1, 2} & set(rng.permutation(30)[:5])) > 0 for _ in range(20000)])
+    assert chance_hit_rate(np.array([3]), 30, 5) == pytest.approx(sims, abs=0.01)

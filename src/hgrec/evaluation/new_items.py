@@ -26,7 +26,10 @@ target item, so its users are those whose last target item is new and both views
 Metrics (:func:`evaluate_new_items`), per model: HR@hr_k and MRR@mrr_k over all and over new
 relevant items (95% bootstrap interval over users on HR), the share of new items in the top
 hr_k ("new_share@k", averaged over users) and the coverage of the new items (the share of
-them in at least one user's top hr_k, "new_coverage@k"). A model that cannot score an item
+them in at least one user's top hr_k, "new_coverage@k"), and HR@hr_k / MRR@mrr_k with the
+new items ranked among themselves only ("among_new": how well the model places a new item by
+what it knows of it, apart from the popularity of the old items; a random order's HR@hr_k
+is "among_new_chance_hr@k"). A model that cannot score an item
 it never saw in training (``Recommender.scores_unseen_items`` False: ALS, EASE, ItemKNN,
 Popularity) ranks every new item last: it is asked to rank the old items only, so its new-item
 figures are 0 by construction and the report says so.
@@ -174,12 +177,26 @@ def evaluate_new_items(
         entry: dict[str, Any] = {"users": nq.all.n_users, "counts": dict(nq.all.counts),
                                  "models": {}}
         candidates = catalog.items_of_type(nq.all.target_type)  # (c,)
+        entry[f"among_new_chance_hr@{cfg.hr_k}"] = chance_hit_rate(
+            nq.new.relevant.lengths, int(is_new[candidates].sum()), cfg.hr_k
+        )
         for name, model in models.items():
             entry["models"][name] = _evaluate_one(
                 model, nq, candidates, is_new, cfg, progress, f"new items {name} {protocol}/{split}"
             )
         out["protocols"].setdefault(protocol, {})[split] = entry
     return json_safe(out)
+
+
+def chance_hit_rate(n_relevant: np.ndarray, n_candidates: int, k: int) -> float:
+    """Mean HR@k of a uniformly random ranking of ``n_candidates`` items, for users with
+    ``n_relevant`` (n,) relevant items each: 1 - C(c - r, k) / C(c, k), averaged."""
+    r = np.asarray(n_relevant, dtype=np.float64)
+    if len(r) == 0:
+        return float("nan")
+    i = np.arange(min(k, n_candidates), dtype=np.float64)  # (k,)
+    miss = np.prod(np.clip((n_candidates - r[:, None] - i) / (n_candidates - i), 0.0, 1.0), axis=1)
+    return float(np.mean(1.0 - miss))
 
 
 def _evaluate_one(
@@ -194,8 +211,10 @@ def _evaluate_one(
     """One model's new-item metrics (see :func:`evaluate_new_items`)."""
     scores_new = bool(getattr(model, "scores_unseen_items", False))
     ranked = candidates if scores_new else candidates[~is_new[candidates]]
+    new_candidates = candidates[is_new[candidates]]  # (m,)
     accs = {view: RetrievalMetrics(hr_k=cfg.hr_k, mrr_k=cfg.mrr_k, catalog_size=len(candidates),
                                    keep_per_user=True) for view in ("all", "new")}
+    among_new = RetrievalMetrics(hr_k=cfg.hr_k, mrr_k=cfg.mrr_k, catalog_size=len(new_candidates))
     k, n, bs = max(cfg.hr_k, cfg.mrr_k), nq.all.n_users, cfg.batch_size
     n_new_top = 0
     seen = np.zeros(len(is_new), dtype=bool)  # new items in any user's top hr_k
@@ -210,15 +229,22 @@ def _evaluate_one(
         top_new = (top >= 0) & is_new[np.maximum(top, 0)]  # (b, hr_k)
         n_new_top += int(top_new.sum())
         seen[top[top_new]] = True
+        if scores_new:  # the new items ranked among themselves: placement by content alone
+            new_ids, _ = model.recommend(batch.histories, new_candidates, k,
+                                         exclude=batch.exclude, batch_size=bs)
+            among_new.update(new_ids, nq.new.relevant.take(rows))
     hr, mrr = f"hr@{cfg.hr_k}", f"mrr@{cfg.mrr_k}"
     views = {}
     for view, acc in accs.items():
         m = acc.compute()
         views[view] = {hr: m[hr], f"{hr}_ci": m.get(f"{hr}_ci"), mrr: m[mrr]}
     n_new = int(is_new[candidates].sum())
+    among = among_new.compute() if scores_new else {}
     return {
         "scores_new_items": scores_new,
         **views,
+        # None for a model that cannot score new items (it has no order among them)
+        "among_new": {hr: among.get(hr), mrr: among.get(mrr)},
         f"new_share@{cfg.hr_k}": n_new_top / (n * cfg.hr_k) if n else float("nan"),
         f"new_coverage@{cfg.hr_k}": int(seen.sum()) / n_new if n_new else float("nan"),
     }
@@ -234,7 +260,7 @@ def new_items_table(block: dict[str, Any], split: str = "test", hr_k: int = 10,
     protocols = [p for p in BASE_PROTOCOLS if split in block.get("protocols", {}).get(p, {})]
     hr, mrr = f"hr@{hr_k}", f"mrr@{mrr_k}"
     cols = [f"HR@{hr_k} all", f"HR@{hr_k} new (95% CI)", f"MRR@{mrr_k} new",
-            f"new share@{hr_k}", f"new coverage@{hr_k}"]
+            f"new share@{hr_k}", f"new coverage@{hr_k}", f"HR@{hr_k} among new"]
     header = ["model"] + [f"{p} {c}" for p in protocols for c in cols]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     names: list[str] = []
@@ -256,10 +282,13 @@ def new_items_table(block: dict[str, Any], split: str = "test", hr_k: int = 10,
                 _fmt(m["new"][mrr]),
                 _fmt(m[f"new_share@{hr_k}"]),
                 _fmt(m[f"new_coverage@{hr_k}"]),
+                _fmt(m.get("among_new", {}).get(hr)),
             ]
         lines.append("| " + " | ".join([label, *cells]) + " |")
     users = ", ".join(
-        f"{p}: {block['protocols'][p][split]['users']:,} users" for p in protocols
+        f"{p}: {block['protocols'][p][split]['users']:,} users (a random order of the new items "
+        f"scores {_fmt(block['protocols'][p][split].get(f'among_new_chance_{hr}'))} among them)"
+        for p in protocols
     )
     return "\n".join(lines) + f"\n\n{split} users with a new relevant item: {users}.\n"
 
