@@ -475,6 +475,7 @@ class _Writer:
         from hgrec.features.text import load_text_features
         from hgrec.models.hgnn import embed_items
         from hgrec.models.hgnn_knn import HGNNKNN
+        from hgrec.pipeline.run import save_item_embeddings
         from hgrec.training.hgnn import build_model
         from hgrec.utils.device import resolve_device
 
@@ -489,7 +490,7 @@ class _Writer:
         emb[self.merged.changed] = full[self.merged.changed]
         with self.stage("hgnn") as tmp:
             _link_stage(self.parent / "hgnn", tmp, skip=("embeddings.parquet", "hgnn-knn"))
-            _save_embeddings(tmp / "embeddings.parquet", self.catalog, emb)
+            save_item_embeddings(tmp / "embeddings.parquet", self.catalog, emb)
             if (self.parent / "hgnn" / "hgnn-knn").is_dir():
                 HGNNKNN(embeddings=emb).save(tmp / "hgnn-knn")
         return emb
@@ -555,20 +556,6 @@ def _hgnn_config(parent: Path, config: Config) -> HGNNConfig:
         if m is not None and "hgnn" in m.get("config", {}):
             return HGNNConfig.model_validate(m["config"]["hgnn"])
     return config.hgnn
-
-
-def _save_embeddings(path: Path, catalog: Catalog, emb: np.ndarray) -> None:
-    """hgnn/embeddings.parquet as ``hgrec run`` writes it (item_id, item_type, embedding)."""
-    from hgrec.pipeline.run import save_item_embeddings
-
-    save_item_embeddings(path, _CatalogOnly(catalog), emb)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class _CatalogOnly:
-    """What :func:`hgrec.pipeline.run.save_item_embeddings` reads of a dataset."""
-
-    catalog: Catalog
 
 
 def _link_stage(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hgrec.config import Config, HGNNConfig
-from hgrec.data.dataset import Dataset
+from hgrec.data.dataset import Catalog, Dataset
 from hgrec.evaluation.protocols import Queries, build_queries
 from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender, TrainSet
@@ -335,7 +335,7 @@ class Pipeline:
                         history = {"best_epoch": result.best_epoch, "epochs": result.history,
                                    "untrained": result.untrained, "mode": result.mode,
                                    "loss_name": hgnn_cfg.loss}
-                    save_item_embeddings(tmp / "embeddings.parquet", self.dataset, emb)
+                    save_item_embeddings(tmp / "embeddings.parquet", self.dataset.catalog, emb)
                     atomic_torch_save(tmp / "model.pt", model.state_dict())
                     atomic_write_json(tmp / "history.json", history)
                     HGNNKNN(embeddings=emb).fit(self.train).save(tmp / "hgnn-knn")
@@ -434,7 +434,6 @@ class Pipeline:
                     dataset_name=cfg.data.name, progress=self.progress,
                 )
         return out
-
 
     def new_items(self) -> dict[str, Any]:
         """The new-item protocol: every model retrained without a share of the target items
@@ -666,12 +665,13 @@ def _fit_baselines(
     atomic_write_json(folder / "tuning.json", trials)
 
 
-def save_item_embeddings(path: Path, dataset: Dataset, emb: np.ndarray) -> None:
-    """Parquet: item_id, item_type, embedding (fixed-size float32 list)."""
+def save_item_embeddings(path: Path, catalog: Catalog, emb: np.ndarray) -> None:
+    """Parquet: item_id, item_type, embedding (fixed-size float32 list), (n_items, d) ``emb``
+    in ``catalog`` order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    c = dataset.catalog
+    c = catalog
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     table = pa.table(
         {

@@ -179,7 +179,7 @@ def _embed_hgnn(
     model.load_state_dict(torch.load(weights))
     emb = embed_items(model, graph, item_text, config.hgnn.inference_batch_edges, info)
     if info.is_main:
-        save_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset, emb)
+        save_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset.catalog, emb)
         print(f"[hgrec] ddp: world_size {info.world_size}, embedded {len(emb):,} items with "
               f"{weights}", flush=True)
 
@@ -203,7 +203,7 @@ def _train_hgnn(
 
         def write(tmp: Path) -> None:
             tmp.mkdir(parents=True)
-            save_item_embeddings(tmp / "embeddings.parquet", dataset, result.embeddings)
+            save_item_embeddings(tmp / "embeddings.parquet", dataset.catalog, result.embeddings)
             atomic_torch_save(tmp / "model.pt", result.model.state_dict())
             history = {"best_epoch": result.best_epoch, "epochs": result.history,
                        "untrained": result.untrained, "mode": result.mode,

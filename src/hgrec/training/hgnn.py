@@ -391,8 +391,8 @@ def full_graph_epoch(
     part, in batches of ``full_graph_batch_size``. With ``cold_node_fraction`` > 0 a fresh
     share of the nodes also loses every message-passing edge (:func:`isolate_nodes`) while
     keeping its supervision edges: those nodes are embedded from their text alone, as an
-    item added after training is, and still have to predict their links. Per batch: every node's neighbours are
-    sampled once at ``fanouts`` over the message-passing edges (node-keyed draws), both
+    item added after training is, and still have to predict their links. Per batch: every
+    node's neighbours are sampled once at ``fanouts`` over the message-passing edges (node-keyed draws), both
     layers run over all n nodes, and the loss of the batch's edges against one shared
     negative pool is computed in chunks of ``LOSS_CHUNK`` edges on detached embeddings,
     whose summed gradient is then sent back through the network once (exact, and memory
