@@ -48,8 +48,8 @@ def worker(args: argparse.Namespace) -> None:
     from _amazon_graph import amazon_graph
 
     from hgrec.config import HGNNConfig
-    from hgrec.training.distributed import cleanup, init_distributed
     from hgrec.training.hgnn import train_hgnn
+    from hgrec.utils.distributed import cleanup, init_distributed
 
     torch.set_num_threads(args.threads_per_process)
     info = init_distributed(backend="gloo")

@@ -19,7 +19,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _amazon_graph import amazon_graph  # noqa: E402
 
-from hgrec.sampling import MultiLinkSampler, NegativeSampler, build_computation_graph, graph_adjacency  # noqa: E402
+from hgrec.sampling import (  # noqa: E402
+    MultiLinkSampler,
+    NegativeSampler,
+    build_computation_graph,
+    graph_adjacency,
+)
 
 
 def ours(g, fanouts: list[int], batches: int) -> float:

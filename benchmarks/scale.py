@@ -299,8 +299,8 @@ def stage_inference(a: ChildArgs) -> dict[str, Any]:
 
 
 def stage_2t(a: ChildArgs) -> dict[str, Any]:
-    from hgrec.models.two_tower import TwoTowerRecommender
     from hgrec.pipeline.run import make_train_set
+    from hgrec.recommenders.two_tower import TwoTowerRecommender
 
     ds = _dataset(a)
     z, note = _load_or_stand_in(a.folder / "hgnn_emb.npy", ds.catalog.n_items, a.seed, "HGNN embeddings")
@@ -368,8 +368,8 @@ def stage_quality(a: ChildArgs) -> dict[str, Any]:
     from hgrec.evaluation.protocols import build_queries
     from hgrec.features.text import embed_texts
     from hgrec.models.popularity import Popularity
-    from hgrec.models.two_tower import TwoTowerRecommender
     from hgrec.pipeline.run import make_train_set
+    from hgrec.recommenders.two_tower import TwoTowerRecommender
     from hgrec.training.hgnn import train_hgnn
 
     ds, g = _dataset(a), _graph(a)

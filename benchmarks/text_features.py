@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hgrec.config import TEXT_BACKENDS
 from hgrec.features import text as text_mod
-from hgrec.features.text import DEFAULT_MODEL, embed_texts, load_text_model, resolve_text_model
-from hgrec.features.text_backends import load_encoder
+from hgrec.features.text import embed_texts
+from hgrec.features.text_backends import TEXT_BACKENDS, load_encoder
+from hgrec.features.text_model import DEFAULT_MODEL, load_text_model, resolve_text_model
 from hgrec.utils.seed import set_threads
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-food-kitchen" / "items.tsv"

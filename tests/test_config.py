@@ -16,7 +16,7 @@ def _load(tmp_path: Path, text: str, **overrides: object) -> Config:
 
 
 def test_baseline_names_are_the_registry() -> None:
-    from hgrec.models.registry import BASELINES
+    from hgrec.recommenders.registry import BASELINES
 
     assert set(BASELINE_NAMES) == set(BASELINES)
 

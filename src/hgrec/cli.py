@@ -7,11 +7,17 @@ import os
 import sys
 from pathlib import Path
 
+from hgrec.config import Config, ConfigError
+from hgrec.data.schema import DataValidationError
+from hgrec.datasets.synthetic import write_synthetic
+from hgrec.errors import UserError
+from hgrec.pipeline.add_items import add_items, format_report
+from hgrec.pipeline.run import run_pipeline
+from hgrec.pipeline.similar import print_similar
+from hgrec.serving.cli import add_serve_parser
+
 
 def _run(args: argparse.Namespace) -> int:
-    from hgrec.config import Config
-    from hgrec.pipeline.run import run_pipeline
-
     overrides: dict[str, object] = {}
     origins: dict[str, str] = {}  # overridden key -> the flag that set it, for error messages
     for flag, key in (
@@ -38,8 +44,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_items(args: argparse.Namespace) -> int:
-    from hgrec.pipeline.add_items import add_items, format_report
-
     result = add_items(
         Path(args.run), Path(args.items), out=None if args.out is None else Path(args.out),
         interactions=None if args.interactions is None else Path(args.interactions),
@@ -51,8 +55,6 @@ def _add_items(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from hgrec.datasets.synthetic import write_synthetic
-
     paths = write_synthetic(
         Path(args.out), n_interactions=args.interactions, fmt=args.format, seed=args.seed
     )
@@ -62,8 +64,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _similar(args: argparse.Namespace) -> int:
-    from hgrec.pipeline.similar import print_similar
-
     print_similar(Path(args.run), args.item_id, k=args.k, item_type=args.item_type)
     return 0
 
@@ -128,8 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--item-type", dest="item_type", help="restrict to one item type")
     similar.set_defaults(func=_similar)
 
-    from hgrec.serving.cli import add_serve_parser
-
     add_serve_parser(sub)
     return parser
 
@@ -137,10 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from hgrec.config import ConfigError
-    from hgrec.data.schema import DataValidationError
-    from hgrec.errors import UserError
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

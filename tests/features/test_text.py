@@ -21,14 +21,13 @@ from hgrec.features import text as text_mod
 from hgrec.features.text import (
     EmbeddingCache,
     TextFeatures,
-    TextModelError,
     embed_texts,
     item_text_features,
     load_text_features,
-    resolve_text_model,
     save_text_features,
     text_keys,
 )
+from hgrec.features.text_model import TextModelError, resolve_text_model
 
 TEXTS = ["stainless steel pan", "", "dark chocolate bar", "   ", "green tea", "stainless steel pan"]
 N_EMPTY = 2  # "" and "   "

@@ -15,11 +15,17 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from hgrec.config import TEXT_BACKENDS, FeaturesConfig
+from hgrec.config import FeaturesConfig
 from hgrec.data.dataset import Catalog
 from hgrec.features import text_backends as tb
-from hgrec.features.text import TextFeatures, embed_texts, item_text_features, resolve_text_model
-from hgrec.features.text_backends import TextBackendError, check_backend, effective_backend
+from hgrec.features.text import TextFeatures, embed_texts, item_text_features
+from hgrec.features.text_backends import (
+    TEXT_BACKENDS,
+    TextBackendError,
+    check_backend,
+    effective_backend,
+)
+from hgrec.features.text_model import resolve_text_model
 
 TEXTS = ["stainless steel pan", "", "dark chocolate bar 70% cocoa, 100 g", "green tea",
          "Cuisinart 12-piece cookware set, tri-ply stainless, dishwasher safe"]

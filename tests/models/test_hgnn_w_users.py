@@ -3,7 +3,6 @@ embedded exactly as if added alone to the training graph."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,7 +12,7 @@ from hgrec.data.histories import Histories
 from hgrec.graph.types import relation_name
 from hgrec.models.base import Recommender
 from hgrec.models.hgnn import embed_items
-from hgrec.models.hgnn_w_users import (
+from hgrec.recommenders.hgnn_w_users import (
     USER_TYPE,
     HGNNWithUsers,
     mean_text,

@@ -8,7 +8,7 @@ import pytest
 from hgrec.data.dataset import Dataset
 from hgrec.data.histories import Histories
 from hgrec.models.inputs import check_candidates, check_histories, history_matrix
-from hgrec.models.registry import BASELINES
+from hgrec.recommenders.registry import BASELINES
 from tests.models.contract import build_train
 
 

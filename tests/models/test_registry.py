@@ -11,7 +11,7 @@ import pytest
 from hgrec.config import BaselinesConfig
 from hgrec.data.dataset import Dataset
 from hgrec.models.base import Recommender
-from hgrec.models.registry import BASELINES, baseline_grid, load_model
+from hgrec.recommenders.registry import BASELINES, baseline_grid, load_model
 from tests.models.contract import build_train
 
 

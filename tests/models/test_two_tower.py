@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,13 @@ import torch
 
 from hgrec.data.dataset import Dataset
 from hgrec.models.base import TrainSet
-from hgrec.models.two_tower import Tower, TwoTowerHGNNRecommender, TwoTowerRecommender
+from hgrec.models.towers import Tower, TwoTowers
+from hgrec.recommenders.two_tower import TwoTowerHGNNRecommender, TwoTowerRecommender
 
-SMALL = {"layers": [32, 16, 8], "batch_size": 32, "max_epochs": 2, "progress": False}
+# Without id embeddings and cold twins (both on in the config's defaults, which the pipeline
+# tests run): the plain towers these unit tests were written for.
+PLAIN = {"id_dim": 0, "cold_twins": False}
+SMALL = {"layers": [32, 16, 8], "batch_size": 32, "max_epochs": 2, "progress": False, **PLAIN}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -63,7 +66,7 @@ def test_constructor_picks_the_variant(hgnn: bool, name: str, cls: type) -> None
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"loss": "bpr"}, "loss must be"), ({"batch_size": 0}, "batch_size"),
+    [({"loss": "bpr"}, "loss"), ({"batch_size": 0}, "batch_size"),
      ({"temperature": 0.0}, "temperature"), ({"layers": []}, "layers"),
      ({"max_steps_per_epoch": 0}, "max_steps_per_epoch")],
 )
@@ -83,7 +86,7 @@ def test_2t_hgnn_needs_embeddings(tiny_dataset: Dataset) -> None:
 
 
 IDS_OFF: dict[str, object] = {}
-IDS_OWN = {"id_dim": 8, "id_min_count": 2}
+IDS_OWN = {"id_dim": 8, "id_min_count": 2, "id_shared": False}
 IDS_SHARED = {"id_dim": 8, "id_min_count": 2, "id_shared": True}
 
 
@@ -176,7 +179,8 @@ def test_rare_items_share_id_row_zero(tiny_dataset: Dataset, id_min_count: int) 
     ds = tiny_dataset
     text, _ = planted_features(ds)
     train = train_set(ds, text)
-    params = {**SMALL, "max_epochs": 1, "id_dim": 4, "id_min_count": id_min_count}
+    params = {**SMALL, "max_epochs": 1, "id_dim": 4, "id_min_count": id_min_count,
+              "id_shared": False}
     model = TwoTowerRecommender(**params).fit(train)
     counts = np.bincount(train.histories.items, minlength=ds.catalog.n_items)
     feats = model.item_features
@@ -196,7 +200,7 @@ def test_id_tables_train_end_to_end(tiny_dataset: Dataset, shared: bool) -> None
     """The user tower's bags backpropagate into the table it reads (own or the item tower's)."""
     ds = tiny_dataset
     text, _ = planted_features(ds)
-    model = TwoTowerRecommender(**{**SMALL, "max_epochs": 1}, id_dim=4, id_shared=shared)
+    model = TwoTowerRecommender(**{**SMALL, "max_epochs": 1, "id_dim": 4, "id_shared": shared})
     model.fit(train_set(ds, text))
     assert model.user_tower is not None and model.item_tower is not None
     assert model.user_featurizer is not None and model.item_tower.id_table is not None
@@ -287,7 +291,7 @@ def test_cuda_without_a_gpu_fails_before_training(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("training started")
 
-    monkeypatch.setattr("hgrec.training.two_tower.train_two_tower", no_training)
+    monkeypatch.setattr("hgrec.recommenders.two_tower.train_two_tower", no_training)
     with pytest.raises(UserError, match="runtime.device") as err:
         if build == "constructor":
             TwoTowerRecommender(**SMALL, device="cuda").fit(train)
@@ -304,19 +308,24 @@ def test_cuda_without_a_gpu_fails_before_training(
         assert fitted.device == torch.device("cpu")
 
 
-def test_ddp_training_refuses_a_cuda_device(tiny_dataset: Dataset) -> None:
+def test_ddp_training_refuses_a_cuda_device(
+    tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two-tower DDP runs on gloo / CPU: a non-CPU model device is a UserError up front."""
     from hgrec.errors import UserError
-    from hgrec.training.distributed import DistInfo
     from hgrec.training.two_tower import train_two_tower
+    from hgrec.utils.distributed import DistInfo
 
     ds = tiny_dataset
     text, _ = planted_features(ds)
     train = train_set(ds, text)
     model = TwoTowerRecommender(**{**SMALL, "max_epochs": 1}).fit(train)  # built, on the CPU
-    model.device = torch.device("cuda")  # as if built on a GPU machine; nothing runs there
-    with pytest.raises(UserError, match="runtime.device.*CPU only"):
-        train_two_tower(model, train, dist_info=DistInfo(rank=0, world_size=2, backend="gloo"))
+    assert model.towers is not None
+    cuda = property(lambda self: torch.device("cuda"))  # as if built on a GPU machine
+    with monkeypatch.context() as patch, pytest.raises(UserError, match="runtime.device.*CPU only"):
+        patch.setattr(TwoTowers, "device", cuda)
+        train_two_tower(model.towers, model.cfg, train,
+                        dist_info=DistInfo(rank=0, world_size=2, backend="gloo"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

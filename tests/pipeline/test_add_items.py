@@ -22,7 +22,7 @@ import yaml
 
 from hgrec.cli import main
 from hgrec.datasets.synthetic import generate
-from hgrec.models.registry import load_model
+from hgrec.recommenders.registry import load_model
 from hgrec.serving.app import RUN_HEADER, StateHolder, create_app
 from hgrec.serving.state import load_state
 from hgrec.utils.artifacts import RunDir

@@ -27,12 +27,10 @@ def config(tmp_path: Path) -> Config:
 def test_a_crash_in_a_stage_marks_the_run_failed(
     config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hgrec.features.text as text
-
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("out of\nmemory")
 
-    monkeypatch.setattr(text, "item_text_features", crash)
+    monkeypatch.setattr("hgrec.pipeline.run.item_text_features", crash)
     with pytest.raises(RuntimeError):
         run_pipeline(config, tmp_path / "run")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -47,7 +45,7 @@ def test_a_crash_in_a_stage_marks_the_run_failed(
 def test_two_tower_gets_the_progress_setting(
     config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hgrec.models.two_tower import TwoTowerRecommender
+    from hgrec.recommenders.two_tower import TwoTowerRecommender
 
     seen: dict[str, object] = {}
 

@@ -16,7 +16,7 @@ import pytest
 
 from hgrec.data.dataset import Dataset
 from hgrec.models.base import TrainSet
-from hgrec.models.two_tower import TwoTowerRecommender
+from hgrec.recommenders.two_tower import TwoTowerRecommender
 from hgrec.serving.app import StateHolder, create_app
 from hgrec.serving.batching import MicroBatcher
 from hgrec.serving.index import ExactIndex, VoyagerIndex
@@ -101,7 +101,7 @@ def _two_tower_run(path: Path) -> Path:
     train = TrainSet.build(ds.catalog, ds.histories(train_users), event_names=ds.event_names,
                            users=ds.users.iloc[train_users].reset_index(drop=True), seed=0)
     model = TwoTowerRecommender(planted_embeddings(ds, 0), layers=[32, 16, 8], batch_size=32,
-                                max_epochs=2, progress=False).fit(train)
+                                max_epochs=2, progress=False, id_dim=0, cold_twins=False).fit(train)
     model.save(path / "models" / "2t-hgnn")
     return path
 

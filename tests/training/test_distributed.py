@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from hgrec.config import HGNNConfig
-from hgrec.training.distributed import (
+from hgrec.utils.distributed import (
     SINGLE,
     DistInfo,
     all_gather_rows,
@@ -38,7 +38,8 @@ from hgrec.training.distributed import (
 ROOT = Path(__file__).resolve().parents[2]
 WORLD = 2
 # Tiny towers and a global batch of 16 examples: 8 per rank under DDP.
-DDP_PARAMS = {"layers": [32, 16, 8], "batch_size": 16, "max_epochs": 4, "progress": False}
+DDP_PARAMS = {"layers": [32, 16, 8], "batch_size": 16, "max_epochs": 4, "progress": False,
+              "id_dim": 0, "cold_twins": False}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -120,7 +121,7 @@ def _leave(info: DistInfo) -> None:
 
 def _worker(out: Path) -> None:
     """Run on every rank by :func:`test_ddp_two_tower_matches_single_process`."""
-    from hgrec.models.two_tower import TwoTowerRecommender
+    from hgrec.recommenders.two_tower import TwoTowerRecommender
     from hgrec.training.two_tower import train_two_tower
     from tests.conftest import make_tiny_dataset
     from tests.models.test_two_tower import planted_features, train_set
@@ -145,8 +146,10 @@ def _worker(out: Path) -> None:
 
     rank_neg = TwoTowerRecommender(z, **{**DDP_PARAMS, "max_epochs": 1})
     rank_neg.fit(train)  # builds the towers (one epoch)
-    rank_neg.max_epochs = DDP_PARAMS["max_epochs"]
-    rank_report = train_two_tower(rank_neg, train, seed=4, dist_info=info, global_negatives=False)
+    assert rank_neg.towers is not None
+    cfg = rank_neg.cfg.model_copy(update={"max_epochs": DDP_PARAMS["max_epochs"]})
+    rank_report = train_two_tower(rank_neg.towers, cfg, train, seed=4, dist_info=info,
+                                  global_negatives=False, progress=False)
 
     typed = TwoTowerRecommender(z, **{**DDP_PARAMS, "negatives": "same-type"}).fit(train)
 
@@ -175,7 +178,7 @@ def test_ddp_two_tower_matches_single_process(tmp_path: Path) -> None:
     another seed lands ~1 away (checked below, so the bound means something); the
     per-epoch mean losses agree to 1e-5 relative (measured ~1e-8).
     """
-    from hgrec.models.two_tower import TwoTowerRecommender
+    from hgrec.recommenders.two_tower import TwoTowerRecommender
     from tests.conftest import make_tiny_dataset
     from tests.models.test_two_tower import planted_features, train_set
 
@@ -246,10 +249,10 @@ def _small_run(tmp_path: Path, **sections: object) -> tuple[Path, Path, object]:
 
 def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
     """The torchrun entry point end to end: rank 0 writes a loadable 2T and its report."""
-    from hgrec.models.registry import load_model
+    from hgrec.recommenders.registry import load_model
 
     config, out, dataset = _small_run(tmp_path)
-    done = torchrun(["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out)])
+    done = torchrun(["-m", "hgrec.pipeline.ddp_main", "--config", str(config), "--out", str(out)])
     assert done.stdout.count("[hgrec] ddp: world_size 2") == 1  # printed by rank 0 only
     report = json.loads((out / "2t" / "training.json").read_text())
     assert report["world_size"] == WORLD and len(report["epochs"]) == 2
@@ -264,13 +267,13 @@ def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
 
 def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     """--stage hgnn writes the pipeline's HGNN layout; --stage 2t-hgnn trains on it."""
-    from hgrec.models.registry import load_model
     from hgrec.pipeline.run import load_item_embeddings
+    from hgrec.recommenders.registry import load_model
 
     hgnn = {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2], "batch_size": 64,
             "shared_negatives": 32, "max_epochs": 2, "max_steps_per_epoch": 3, "step": "minibatch"}
     config, out, dataset = _small_run(tmp_path, hgnn=hgnn)
-    args = ["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out)]
+    args = ["-m", "hgrec.pipeline.ddp_main", "--config", str(config), "--out", str(out)]
     done = torchrun([*args, "--stage", "hgnn"])
     assert done.stdout.count("[hgrec] ddp: world_size 2") == 1
     assert sorted(p.name for p in (out / "hgnn").iterdir()) == [
@@ -301,7 +304,7 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
 def test_ddp_main_2t_hgnn_without_hgnn_is_a_clear_error(tmp_path: Path) -> None:
     config, out, _ = _small_run(tmp_path)
     with pytest.raises(AssertionError, match="run --stage hgnn first"):
-        torchrun(["-m", "hgrec.training.ddp_main", "--config", str(config), "--out", str(out),
+        torchrun(["-m", "hgrec.pipeline.ddp_main", "--config", str(config), "--out", str(out),
                   "--stage", "2t-hgnn"])
 
 

@@ -50,6 +50,7 @@ from hgrec.data.schema import SPLIT
 from hgrec.evaluation.evaluate import json_safe
 from hgrec.evaluation.metrics import RetrievalMetrics, check_topk
 from hgrec.evaluation.protocols import Queries, build_queries
+from hgrec.evaluation.report import format_interval
 from hgrec.models.base import Recommender
 
 #: The protocols whose queries are restricted to users with a new relevant item.
@@ -255,8 +256,6 @@ def new_items_table(block: dict[str, Any], split: str = "test", hr_k: int = 10,
     """Markdown: one row per model; per protocol HR@k over all / new relevant items (95% CI
     on the new view), MRR@k over new items, the new items' share of the top k and their
     coverage. A model that cannot score unseen items is marked "(ranks new items last)"."""
-    from hgrec.evaluation.report import format_interval
-
     protocols = [p for p in BASE_PROTOCOLS if split in block.get("protocols", {}).get(p, {})]
     hr, mrr = f"hr@{hr_k}", f"mrr@{mrr_k}"
     cols = [f"HR@{hr_k} all", f"HR@{hr_k} new (95% CI)", f"MRR@{mrr_k} new",

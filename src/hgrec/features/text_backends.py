@@ -34,20 +34,23 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from hgrec.config import TEXT_BACKENDS
 from hgrec.errors import UserError
+from hgrec.features.text_model import TextModel, load_text_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from hgrec.features.text import TextModel
+# How text embeddings are computed: the sentence-transformers torch model, or an ONNX Runtime
+# export of it, float32 or with int8 dynamically quantised weights. The ONNX backends run on
+# CPU only; on a CUDA runtime.device the torch backend runs.
+TextBackend = Literal["torch", "onnx", "onnx-int8"]
+TEXT_BACKENDS: tuple[str, ...] = get_args(TextBackend)
 
 # Packages each backend needs: onnxruntime runs the model, torch.onnx.export (dynamo) needs
 # onnx and onnxscript, and quantize_dynamic needs onnx.
@@ -290,8 +293,8 @@ def load_encoder(
     """The encoder for ``backend``: a SentenceTransformer, or an :class:`OnnxEncoder`.
 
     Args:
-        model: a resolved model (:func:`hgrec.features.text.resolve_text_model`).
-        backend: one of :data:`hgrec.config.TEXT_BACKENDS`; pass it through
+        model: a resolved model (:func:`hgrec.features.text_model.resolve_text_model`).
+        backend: one of :data:`TEXT_BACKENDS`; pass it through
             :func:`effective_backend` first.
         max_seq_length: tokens kept per text.
         device: torch device of the torch backend.
@@ -301,8 +304,6 @@ def load_encoder(
         TextBackendError: packages of the backend are missing.
         TextModelError: the model cannot be loaded.
     """
-    from hgrec.features.text import load_text_model
-
     check_backend(backend)
     if backend != "torch" and device != "cpu":
         raise TextBackendError(

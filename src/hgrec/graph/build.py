@@ -21,8 +21,8 @@ import numpy as np
 from hgrec.config import GraphConfig
 from hgrec.data.dataset import Dataset
 from hgrec.graph.duckdb_engine import cocount_duckdb
-from hgrec.graph.edges import EngineResult, split_relations
-from hgrec.graph.inputs import GraphInput, select_interactions
+from hgrec.graph.edges import graph_from_edges
+from hgrec.graph.inputs import select_interactions
 from hgrec.graph.scipy_engine import cocount_scipy
 from hgrec.graph.types import CoGraph
 
@@ -73,19 +73,6 @@ def _fmt(value: int | float | str) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.2f}" if isinstance(value, float) else value
-
-
-def graph_from_edges(result: EngineResult, inp: GraphInput) -> CoGraph:
-    """Wrap an engine's edges into a :class:`CoGraph` split by relation."""
-    relations = split_relations(
-        result.src, result.dst, result.count, inp.item_type, inp.type_names
-    )
-    return CoGraph(
-        n_items=inp.n_items,
-        item_type=inp.item_type,
-        type_names=inp.type_names,
-        relations=relations,
-    )
 
 
 def build_cograph_with_report(

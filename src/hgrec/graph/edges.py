@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hgrec.graph.types import RelationEdges, relation_name
+from hgrec.graph.inputs import GraphInput
+from hgrec.graph.types import CoGraph, RelationEdges, relation_name
 
 
 @dataclass(frozen=True)
@@ -149,3 +150,16 @@ def split_relations(
                 src_type=type_names[a], dst_type=type_names[b], src=s, dst=d, count=c
             )
     return out
+
+
+def graph_from_edges(result: EngineResult, inp: GraphInput) -> CoGraph:
+    """Wrap an engine's edges into a :class:`CoGraph` split by relation."""
+    relations = split_relations(
+        result.src, result.dst, result.count, inp.item_type, inp.type_names
+    )
+    return CoGraph(
+        n_items=inp.n_items,
+        item_type=inp.item_type,
+        type_names=inp.type_names,
+        relations=relations,
+    )

@@ -40,16 +40,16 @@ from hgrec.data.schema import (
     USER_ID,
     DataValidationError,
 )
-from hgrec.graph.edges import EngineResult, unique_edges
+from hgrec.graph.edges import EngineResult, graph_from_edges, unique_edges
 from hgrec.graph.inputs import SECONDS_PER_DAY, GraphInput, select_interactions
 from hgrec.graph.io import SUMMARY_FILE, relation_file, write_manifest
 from hgrec.graph.summary import summarize_degrees
 from hgrec.graph.types import CoGraph, relation_name
 
 try:
+    from pyspark.errors import AnalysisException
     from pyspark.sql import Column, DataFrame, SparkSession, Window
     from pyspark.sql import functions as F
-    from pyspark.errors import AnalysisException
     from pyspark.sql.types import NumericType, StringType, TimestampNTZType, TimestampType
 except ImportError:  # pragma: no cover - exercised only without pyspark
     SparkSession = None  # type: ignore[assignment,misc]
@@ -215,8 +215,6 @@ def build_cograph_spark(
     Returns:
         The graph, or None when written to ``output``.
     """
-    from hgrec.graph.build import graph_from_edges  # build imports this module lazily
-
     inp = select_interactions(dataset, cfg, users)
     spark = spark or spark_session(master)
     if output is None:

@@ -142,15 +142,18 @@ class Recommender(ABC):
     def with_new_items(self, new: NewItems) -> Recommender:
         """This model over the extended catalogue ``new.catalog`` (``hgrec add-items``).
 
-        The default, for models that learned one parameter per item from interactions
-        (popularity, ItemKNN, ALS, EASE, HGNN-w-users): the same model, wrapped so that it
-        accepts the larger catalogue, ignores new items in histories and scores them -inf,
-        so they are never recommended (:class:`hgrec.models.known_items.KnownItemsOnly`).
-        Replaced items keep what the model learned about them. Inductive models override.
-        """
-        from hgrec.models.known_items import KnownItemsOnly  # it subclasses this class
+        Inductive models (``embeds_new_items``) override. The others learned one parameter
+        per item from interactions (popularity, ItemKNN, ALS, EASE, HGNN-w-users) and are
+        served wrapped instead: :class:`hgrec.models.known_items.KnownItemsOnly` accepts the
+        larger catalogue, ignores new items in histories and scores them -inf.
 
-        return KnownItemsOnly(self, n_known=new.n_before, n_items=new.n_items)
+        Raises:
+            NotImplementedError: this model cannot embed new items.
+        """
+        raise NotImplementedError(
+            f"{self.name} cannot embed new items (embeds_new_items is False); serve it as "
+            f"KnownItemsOnly(model, n_known={new.n_before}, n_items={new.n_items})"
+        )
 
     # ------------------------------------------------------------------ shared machinery
     def recommend(

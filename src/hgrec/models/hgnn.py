@@ -27,8 +27,7 @@ from torch_geometric.nn import MessagePassing
 
 from hgrec.graph.types import CoGraph
 from hgrec.sampling.neighbors import Block, graph_adjacency
-from hgrec.training.distributed import SINGLE, DistInfo, all_gather_rows, shard_bounds
-
+from hgrec.utils.distributed import SINGLE, DistInfo, all_gather_rows, shard_bounds
 
 POOL_IMPLS = ("auto", "dense", "scatter", "pyg")
 # Padding to the largest in-degree may cost at most this many times the edge count; beyond

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,7 +39,7 @@ class KnownItemsOnly(Recommender):
         n_items: the catalogue size served now (>= n_known).
 
     Example:
-        >>> wrapped = ease.with_new_items(new)          # a KnownItemsOnly
+        >>> wrapped = KnownItemsOnly(ease, new.n_before, new.n_items)
         >>> wrapped.score(histories, np.arange(new.n_items))[:, new.n_before:]  # all -inf
     """
 
@@ -111,12 +112,19 @@ class KnownItemsOnly(Recommender):
         np.savez(folder / "state.npz")
 
     @classmethod
-    def load(cls, path: str | Path) -> KnownItemsOnly:
-        from hgrec.models.registry import load_model  # the registry knows this class
-
+    def load(
+        cls, path: str | Path, load_inner: Callable[[Path], Recommender] | None = None
+    ) -> KnownItemsOnly:
+        """Rebuild a saved wrapper; ``load_inner`` rebuilds the wrapped model from its folder
+        (:func:`hgrec.recommenders.registry.load_model`, which passes itself)."""
+        if load_inner is None:
+            raise ValueError(
+                f"{path}: a {cls.name} model wraps another model; load it with "
+                "hgrec.recommenders.registry.load_model"
+            )
         model = super().load(path)
         assert isinstance(model, KnownItemsOnly)
-        model.inner = load_model(Path(path) / INNER)
+        model.inner = load_inner(Path(path) / INNER)
         return model
 
     def __repr__(self) -> str:

@@ -44,13 +44,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from hgrec.config import Config, HGNNConfig
+from hgrec.data import validate as check
 from hgrec.data.dataset import Catalog, Dataset
+from hgrec.data.io import read_table
+from hgrec.data.load import read_interactions, read_items
 from hgrec.data.schema import EVENT, ITEM_ID, ITEM_TYPE, SPLIT, USER_ID
 from hgrec.errors import UserError
+from hgrec.features.text import item_text_features, load_text_features, save_text_features
+from hgrec.graph.build import build_cograph_with_report
+from hgrec.graph.edges import split_relations, unique_edges
+from hgrec.graph.io import read_graph, write_graph
 from hgrec.graph.types import CoGraph
 from hgrec.models.base import NewItems, Recommender
+from hgrec.models.hgnn import embed_items
+from hgrec.models.hgnn_knn import HGNNKNN
+from hgrec.models.known_items import KnownItemsOnly, link_file, link_tree
+from hgrec.pipeline.run import save_dataset_tables, save_item_embeddings, save_vectors
+from hgrec.recommenders.registry import load_model, model_classes
+from hgrec.serving.state import choose_model, load_state
+from hgrec.training.hgnn import build_model
 from hgrec.utils.artifacts import (
     MANIFEST,
     STAGE_FILE,
@@ -59,6 +74,8 @@ from hgrec.utils.artifacts import (
     config_hash,
     file_sha256,
 )
+from hgrec.utils.device import resolve_device
+from hgrec.utils.seed import seed_everything, set_threads
 
 #: Split given to users who first appear in the recent interactions (served like any user).
 NEW_USER_SPLIT = "train"
@@ -118,8 +135,6 @@ def add_items(
         UserError, DataValidationError, FileNotFoundError: bad input, each one line naming
             the file, column, rows and values. Checked before ``out`` is created.
     """
-    from hgrec.utils.seed import seed_everything, set_threads
-
     clock = PhaseClock({})
     with clock("validate"):
         parent = Path(run)
@@ -240,9 +255,6 @@ def _merge_items(
     type_names: tuple[str, ...],
 ) -> _Merged:
     """Validate the new rows and merge them into the parent's items table."""
-    from hgrec.data import validate as check
-    from hgrec.data.load import read_items
-
     new, name = read_items(source)
     known = new[ITEM_TYPE].isin(list(type_names)).to_numpy()
     if not known.all():
@@ -335,10 +347,6 @@ def _read_recent(
     source: str | Path | pd.DataFrame, catalog: Catalog, events: list[str],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Validated recent interactions: (user code, item, order, event code, weight, user ids)."""
-    from hgrec.data import validate as check
-    from hgrec.data.io import read_table
-    from hgrec.data.load import read_interactions
-
     if isinstance(source, pd.DataFrame):
         df, name = source.reset_index(drop=True), "interactions"
     else:
@@ -377,8 +385,6 @@ class _Writer:
         return self.run_dir.stage(name, config_hash({"add_items": self.key, "stage": name}))
 
     def write(self, recent_users: np.ndarray, n_recent: int) -> dict[str, Any]:
-        from hgrec.pipeline.run import save_dataset_tables
-
         m, clock, out = self.merged, self.clock, self.run_dir.path
         with clock("write"), self.stage("data") as tmp:
             save_dataset_tables(self.dataset, tmp)
@@ -416,8 +422,6 @@ class _Writer:
     # ------------------------------------------------------------------ stages
     def text(self) -> np.ndarray:
         """(n_items, d) text embeddings: the parent's rows, the changed rows embedded now."""
-        from hgrec.features.text import item_text_features, load_text_features, save_text_features
-
         parent_feats = load_text_features(self.parent / "features" / "text.parquet", self.base.catalog)
         changed = Catalog.from_items(self.catalog.items.iloc[self.merged.changed])
         feats = item_text_features(changed, self.config.features, self.progress)
@@ -438,10 +442,6 @@ class _Writer:
     def graph(self, recent_users: np.ndarray) -> tuple[CoGraph, dict[str, Any]]:
         """The parent's graph plus the edges of the recent users' interactions (their stored
         and recent ones) that touch a changed item, built by the run's graph settings."""
-        from hgrec.graph.build import build_cograph_with_report
-        from hgrec.graph.edges import split_relations, unique_edges
-        from hgrec.graph.io import read_graph, write_graph
-
         old = read_graph(self.parent / "graph", self.base.catalog)
         parts = [(r.src, r.dst, r.count) for r in old.relations.values()]
         n_new_edges = 0
@@ -470,15 +470,6 @@ class _Writer:
         """(n_items, d) HGNN embeddings: the parent's rows, the changed rows by the frozen
         model over the extended graph (parent rows are kept, so every fitted item keeps its
         vector in every model)."""
-        import torch
-
-        from hgrec.features.text import load_text_features
-        from hgrec.models.hgnn import embed_items
-        from hgrec.models.hgnn_knn import HGNNKNN
-        from hgrec.pipeline.run import save_item_embeddings
-        from hgrec.training.hgnn import build_model
-        from hgrec.utils.device import resolve_device
-
         cfg = _hgnn_config(self.parent, self.config)
         model = build_model(graph, text.shape[1], cfg, self.config.runtime.seed)
         model.load_state_dict(torch.load(self.parent / "hgnn" / "model.pt"))
@@ -497,9 +488,6 @@ class _Writer:
 
     def models(self, new: NewItems) -> dict[str, str]:
         """Every served model over the new catalogue; name -> how it handles new items."""
-        from hgrec.models.known_items import KnownItemsOnly
-        from hgrec.models.registry import load_model, model_classes
-
         classes = model_classes()
         by_stage: dict[str, list[tuple[str, str]]] = {}
         for name, rel in self.base.models.items():  # a handful of models
@@ -529,10 +517,6 @@ class _Writer:
 
     def vectors_and_index(self) -> None:
         """The served model's vectors (as ``hgrec run`` writes them) and its indexes."""
-        from hgrec.pipeline.run import save_vectors
-        from hgrec.serving.state import choose_model, load_state
-        from hgrec.models.registry import load_model
-
         out = self.run_dir.path
         name, folder = choose_model(out, None)
         model = load_model(folder)
@@ -561,8 +545,6 @@ def _hgnn_config(parent: Path, config: Config) -> HGNNConfig:
 def _link_stage(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
     """Hard-link the files of a parent stage folder into ``dst`` (copies across file
     systems), leaving out its ``_STAGE.json`` and the top-level entries in ``skip``."""
-    from hgrec.models.known_items import link_file, link_tree
-
     for entry in sorted(src.iterdir()):  # the stage's top-level entries
         if entry.name in skip or entry.name == STAGE_FILE:
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hgrec.config import HGNNConfig
+from hgrec.evaluation.report import format_interval, lead_line
 from hgrec.graph.types import CoGraph, relation_name
 
 ABLATIONS: dict[str, str] = {
@@ -58,8 +59,6 @@ def render_ablations(block: dict[str, Any], split: str = "test") -> str:
     ("hr@10_ci", e.g. ``0.297 (0.268-0.326)``), and each protocol gets a line on whether the
     best HR@10 leads the runner-up significantly (:func:`hgrec.evaluation.report.lead_line`).
     """
-    from hgrec.evaluation.report import format_interval, lead_line
-
     protocols = [p for p in ("cold", "warm") if p in block]
     keys = ("hr@10", "mrr@100", "coverage@100")
     with_ci = any("hr@10_ci" in m for p in protocols for m in block[p][split]["models"].values())

@@ -35,21 +35,63 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
-from hgrec.config import Config, HGNNConfig
+from hgrec.config import Config, ExperimentsConfig, HGNNConfig
 from hgrec.data.dataset import Catalog, Dataset
+from hgrec.datasets import check_inputs, load_dataset
+from hgrec.errors import UserError
+from hgrec.evaluation.evaluate import evaluate_all
+from hgrec.evaluation.new_items import (
+    evaluate_new_items,
+    held_out_table,
+    hold_out_items,
+    new_item_queries,
+    render_new_items,
+    without_items,
+)
 from hgrec.evaluation.protocols import Queries, build_queries
+from hgrec.evaluation.report import (
+    learning_curve_file,
+    plot_learning_curve,
+    plot_tiers,
+    render_learning_curve,
+    render_report,
+    write_metrics,
+)
+from hgrec.evaluation.tuning import tune, valid_score
+from hgrec.features.text import item_text_features, load_text_features, save_text_features
+from hgrec.features.text_model import resolve_text_model
+from hgrec.graph.build import build_cograph_with_report
+from hgrec.graph.inputs import check_events
+from hgrec.graph.io import read_graph, read_manifest, write_graph
+from hgrec.graph.summary import format_summary
 from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.hgnn import embed_items
+from hgrec.models.hgnn_knn import HGNNKNN
+from hgrec.pipeline.experiments import ABLATIONS, ablation_setup, render_ablations
+from hgrec.recommenders.hgnn_w_users import HGNNWithUsers
+from hgrec.recommenders.registry import BASELINES, baseline_grid, load_model
+from hgrec.recommenders.two_tower import TwoTowerRecommender
+from hgrec.sampling.neighbors import DRAWS_VERSION
+from hgrec.serving.state import choose_model, load_state
+from hgrec.training.hgnn import build_model, train_hgnn
 from hgrec.utils.artifacts import (
+    MANIFEST,
     RunDir,
     atomic_torch_save,
     atomic_write,
     atomic_write_json,
+    atomic_write_parquet,
     atomic_write_text,
     config_hash,
     file_sha256,
 )
+from hgrec.utils.device import resolve_device
+from hgrec.utils.seed import seed_everything, set_threads
 
 
 @dataclass
@@ -105,8 +147,6 @@ class Pipeline:
     ) -> None:
         """``held_out``: run on that reduced dataset instead of loading ``config.data`` (the
         new-item protocol's run, :meth:`new_items`), and evaluate the held-out items."""
-        from hgrec.utils.seed import seed_everything, set_threads
-
         self.config = config
         self.held_out = held_out
         self.seed = config.runtime.seed
@@ -114,9 +154,6 @@ class Pipeline:
         self.reuse_hgnn = reuse_hgnn
         if reuse_hgnn is not None:
             _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
-        from hgrec.datasets import check_inputs
-        from hgrec.features.text import resolve_text_model
-        from hgrec.utils.device import resolve_device
 
         device = resolve_device(config.runtime.device)  # cuda without a GPU: fail first
         check_out(out, fresh)
@@ -149,14 +186,6 @@ class Pipeline:
             raise
 
     def _run(self) -> dict[str, Any]:
-        from hgrec.evaluation.evaluate import evaluate_all
-        from hgrec.evaluation.report import (
-            learning_curve_file,
-            plot_learning_curve,
-            plot_tiers,
-            write_metrics,
-        )
-
         cfg = self.config
         self.load()
         self.text()
@@ -208,9 +237,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
     def load(self) -> None:
-        from hgrec.datasets import load_dataset
-        from hgrec.graph.inputs import check_events
-
         with self.clock("load"):
             if self.held_out is not None:
                 self.dataset = self.held_out.dataset
@@ -230,8 +256,6 @@ class Pipeline:
                 save_dataset_tables(self.dataset, tmp)
 
     def text(self) -> None:
-        from hgrec.features.text import item_text_features, load_text_features, save_text_features
-
         key = config_hash({"data": self.data_key, "features": self.config.features.model_dump(mode="json")})
         with self.clock("text features"):
             if not self.run_dir.is_done("features", key):
@@ -262,8 +286,6 @@ class Pipeline:
 
     def hgnn_w_users(self) -> Recommender:
         """P1's HGNN-w-users baseline: its own stage, as it trains an HGNN."""
-        from hgrec.models.hgnn_w_users import HGNNWithUsers
-
         params = self.config.baselines.hgnn_w_users_params
         key = config_hash({"data": self.data_key, "text": self.text_hash, "seed": self.seed,
                            "params": params})
@@ -275,10 +297,6 @@ class Pipeline:
             return _load(self.run_dir.path / "hgnn-w-users" / "model")
 
     def graph_stage(self) -> None:
-        from hgrec.graph.build import build_cograph_with_report
-        from hgrec.graph.io import read_graph, read_manifest, write_graph
-        from hgrec.graph.summary import format_summary
-
         key = config_hash({"data": self.data_key, "graph": self.config.graph.model_dump(mode="json")})
         with self.clock("graph"):
             if not self.run_dir.is_done("graph", key):
@@ -296,14 +314,6 @@ class Pipeline:
 
         Training resumes from ``<run>/checkpoints/<stage>-<key>`` after an interruption.
         """
-        import torch
-
-        from hgrec.models.hgnn import embed_items
-        from hgrec.models.hgnn_knn import HGNNKNN
-        from hgrec.sampling.neighbors import DRAWS_VERSION
-        from hgrec.training.hgnn import build_model, train_hgnn
-        from hgrec.utils.device import resolve_device
-
         reuse = self.reuse_hgnn if stage == "hgnn" else None
         if reuse is not None:  # a clear error for a bad --reuse-hgnn before anything runs
             hgnn_cfg = _reused_hgnn_config(reuse)
@@ -343,9 +353,6 @@ class Pipeline:
 
     def two_tower(self, stage: str, hgnn_emb: np.ndarray | None, hgnn_stage: str | None) -> Recommender:
         """Train 2T (no HGNN features) or 2T-HGNN, early-stopped on valid users' mean HR@10."""
-        from hgrec.evaluation.tuning import valid_score
-        from hgrec.models.two_tower import TwoTowerRecommender
-
         cfg = self.config
         key = config_hash(
             {"data": self.data_key, "text": self.text_hash, "seed": self.seed,
@@ -377,8 +384,6 @@ class Pipeline:
         The index is built the way the service builds it (exact below the size threshold,
         voyager above, recall@10 measured), so ``hgrec serve`` starts without rebuilding it.
         """
-        from hgrec.serving.state import choose_model, load_state
-
         name, folder = choose_model(self.run_dir.path, None)
         model = self.models[name]
         if not (hasattr(model, "item_vectors") and hasattr(model, "user_vectors")):
@@ -399,9 +404,6 @@ class Pipeline:
 
     def experiments(self, hgnn_emb: np.ndarray | None) -> dict[str, Any]:
         """P1 Table 4 (established type as target) and Table 1 (ablations), when configured."""
-        from hgrec.evaluation.evaluate import evaluate_all
-        from hgrec.pipeline.experiments import ABLATIONS, ablation_setup
-
         cfg, out = self.config, {}
         est = cfg.experiments.established_type
         types = self.dataset.catalog.type_names
@@ -439,9 +441,6 @@ class Pipeline:
         """The new-item protocol: every model retrained without a share of the target items
         in ``<run>/new-items/`` (a complete run of its own, servable, stages cached like this
         one's), then evaluated on how it places them (:mod:`hgrec.evaluation.new_items`)."""
-        from hgrec.config import ExperimentsConfig
-        from hgrec.evaluation.new_items import hold_out_items, without_items
-
         cfg = self.config
         items = hold_out_items(self.dataset, cfg.eval.new_items_share, self.seed)
         reduced, counts = without_items(self.dataset, items)
@@ -462,13 +461,6 @@ class Pipeline:
 
     def evaluate_held_out(self) -> dict[str, Any]:
         """The new-item metrics of this run's models (this run is the held-out one)."""
-        from hgrec.evaluation.new_items import (
-            evaluate_new_items,
-            held_out_table,
-            new_item_queries,
-        )
-        from hgrec.utils.artifacts import atomic_write_parquet
-
         held = self.held_out
         assert held is not None
         atomic_write_parquet(self.run_dir.path / "held_out_items.parquet",
@@ -505,7 +497,6 @@ class HeldOut:
         parent: the run folder this protocol belongs to.
         how: which items were held out, in words.
     """
-
     dataset: Dataset
     items: np.ndarray
     counts: dict[str, int]
@@ -530,9 +521,6 @@ def check_out(out: Path, fresh: bool) -> None:
         UserError: ``out`` (or a parent) is a file; ``out`` has an unreadable manifest; or
             ``fresh`` would delete a non-empty folder that is not a run.
     """
-    from hgrec.errors import UserError
-    from hgrec.utils.artifacts import MANIFEST
-
     expected = "expected a new folder or a run folder written by hgrec run"
     for parent in (out, *out.parents):
         if parent.exists():
@@ -572,8 +560,6 @@ def _input_paths(config: Config) -> dict[str, Path]:
 
 def save_dataset_tables(dataset: Dataset, folder: Path) -> None:
     """The catalogue, users and interactions (with string ids) a served run needs."""
-    from hgrec.utils.artifacts import atomic_write_parquet
-
     atomic_write_parquet(folder / "items.parquet", dataset.catalog.items)
     atomic_write_parquet(folder / "users.parquet", dataset.users)
     inter = dataset.interactions
@@ -623,8 +609,6 @@ def _model_folder(name: str) -> str:
 
 def _reused_hgnn_config(run: Path) -> HGNNConfig:
     """The HGNN settings a finished run trained with (its weights only fit those)."""
-    from hgrec.errors import UserError
-
     manifest = RunDir(run).read_manifest()
     if manifest is None or manifest.get("status") != "complete" or not (run / "hgnn" / "model.pt").exists():
         raise UserError(f"--reuse-hgnn {run}: not a complete run with an HGNN stage (hgnn/model.pt)")
@@ -632,8 +616,6 @@ def _reused_hgnn_config(run: Path) -> HGNNConfig:
 
 
 def _load(folder: Path) -> Recommender:
-    from hgrec.models.registry import load_model
-
     return load_model(folder)
 
 
@@ -646,9 +628,6 @@ def _fit_baselines(
     folder: Path,
 ) -> None:
     """Tune every enabled baseline on valid users; save the best under ``folder/<name>``."""
-    from hgrec.evaluation.tuning import tune
-    from hgrec.models.registry import BASELINES, baseline_grid
-
     trials: dict[str, Any] = {}
     for name in config.baselines.enabled:
         if name not in BASELINES:
@@ -668,9 +647,6 @@ def _fit_baselines(
 def save_item_embeddings(path: Path, catalog: Catalog, emb: np.ndarray) -> None:
     """Parquet: item_id, item_type, embedding (fixed-size float32 list), (n_items, d) ``emb``
     in ``catalog`` order."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     c = catalog
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     table = pa.table(
@@ -685,9 +661,6 @@ def save_item_embeddings(path: Path, catalog: Catalog, emb: np.ndarray) -> None:
 
 def save_vectors(path: Path, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, str]) -> None:
     """Parquet: id + ``vector`` (fixed-size float32 list), ``meta`` in the schema metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     table = pa.table(
         {"id": pa.array(np.asarray(ids).astype(str)),
@@ -698,8 +671,6 @@ def save_vectors(path: Path, ids: np.ndarray, vectors: np.ndarray, meta: dict[st
 
 def load_item_embeddings(path: Path, dataset: Dataset) -> np.ndarray:
     """(n_items, d) float32 in catalogue order; errors if ids do not match the catalogue."""
-    from hgrec.features.text import load_text_features
-
     return load_text_features(path, dataset.catalog).embeddings
 
 
@@ -718,9 +689,6 @@ def read_hgnn_history(folder: Path) -> dict[str, Any] | None:
 def render_full_report(metrics: dict[str, Any]) -> str:
     """report.md: the main tables, then Table 4 and Table 1 of P1 when run, then the main
     HGNN's learning curve (``metrics["hgnn_training"]``, its history.json), then stage times."""
-    from hgrec.evaluation.report import render_learning_curve, render_report
-    from hgrec.pipeline.experiments import render_ablations
-
     parts = [render_report(metrics)]
     if "established" in metrics:
         est = metrics["established"]
@@ -730,8 +698,6 @@ def render_full_report(metrics: dict[str, Any]) -> str:
         parts.append("# Ablations (P1 Table 1), test users\n")
         parts.append(render_ablations(metrics["ablations"]["protocols"]))
     if "new_items" in metrics:
-        from hgrec.evaluation.new_items import render_new_items
-
         parts.append(render_new_items(metrics["new_items"]))
     if "hgnn_training" in metrics:
         parts.append(render_learning_curve(metrics["hgnn_training"], "hgnn"))

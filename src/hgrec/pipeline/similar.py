@@ -9,6 +9,7 @@ import pandas as pd
 
 from hgrec.data.dataset import Catalog
 from hgrec.errors import UserError
+from hgrec.features.text import load_text_features
 from hgrec.models.hgnn_knn import similar_items
 from hgrec.utils.artifacts import RunDir
 
@@ -23,8 +24,6 @@ def load_run_catalog(run: Path) -> Catalog:
 
 def load_run_embeddings(run: Path, catalog: Catalog) -> np.ndarray:
     """(n_items, d) HGNN embeddings of a run, in catalogue order."""
-    from hgrec.features.text import load_text_features
-
     path = run / "hgnn" / "embeddings.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; the run has no HGNN stage (hgnn.enabled)")

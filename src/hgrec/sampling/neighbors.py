@@ -29,7 +29,6 @@ import torch
 from hgrec.graph.types import CoGraph, NeighborCSR
 from hgrec.sampling.exclusion import PairSet
 
-
 # Changes whenever the same seed stops giving the same draws, so cached pipeline stages
 # trained with other draws are retrained (part of the HGNN stage key).
 DRAWS_VERSION = "node-keyed-1"

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hgrec.errors import UserError
+from hgrec.serving.app import StateHolder, create_app, install_sighup
 from hgrec.serving.batching import MAX_BATCH
 from hgrec.serving.index import EXACT_THRESHOLD
 from hgrec.serving.limits import MIN_ADMIN_TOKEN
-from hgrec.utils.artifacts import RunDir
 from hgrec.serving.security import (
     ADMIN_TOKEN_ENV,
     admin_token,
@@ -35,6 +35,7 @@ from hgrec.serving.security import (
     parse_allowed_hosts,
     runs_root,
 )
+from hgrec.utils.artifacts import RunDir
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -161,8 +162,6 @@ def run_serve(args: argparse.Namespace) -> int:
                     timeout_worker_healthcheck=WORKER_START_SECONDS)
         return 0
 
-    from hgrec.serving.app import install_sighup
-
     app, holder = _build_app(settings, token)
     install_sighup(holder)
     s = holder.state
@@ -178,8 +177,6 @@ def run_serve(args: argparse.Namespace) -> int:
 def _build_app(settings: Mapping[str, Any], token: str | None) -> tuple[FastAPI, StateHolder]:
     """Load the run and build the app from the settings :func:`run_serve` checked."""
     import torch
-
-    from hgrec.serving.app import StateHolder, create_app
 
     torch.set_num_threads(int(settings["threads"]))
     holder = StateHolder(Path(settings["run"]), settings["model"], int(settings["exact_threshold"]))

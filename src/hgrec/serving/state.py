@@ -31,7 +31,9 @@ import pandas as pd
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
 from hgrec.data.schema import DEFAULT_EVENT, ITEM_ID, SPLIT, TITLE, USER_ID
+from hgrec.features.text import load_text_features
 from hgrec.models.base import Recommender
+from hgrec.recommenders.registry import load_model
 from hgrec.serving.index import (
     EXACT_THRESHOLD,
     TypeIndexes,
@@ -87,7 +89,6 @@ class Recommendation:
         because: per recommended item, up to 3 (history item index, similarity) pairs.
         timings: where the time went.
     """
-
     items: np.ndarray
     scores: np.ndarray
     because: list[list[tuple[int, float]]]
@@ -103,7 +104,6 @@ class HistoryRequest:
         events: (len(item_ids),) int16 event codes, same order.
         user: the request's demographic fields, or None.
     """
-
     item_ids: list[str]
     events: np.ndarray
     user: dict[str, Any] | None
@@ -133,7 +133,6 @@ class ServingState:
         target_type: the run's new item type (default of ``item_type``), or None.
         report: counts of what loading skipped, index build facts.
     """
-
     run_dir: Path
     manifest: dict[str, Any]
     catalog: Catalog
@@ -563,9 +562,6 @@ def load_state(
         exact_threshold: item types with more items use the voyager HNSW index.
         require_complete: refuse runs whose manifest is not "complete" (``UserError``).
     """
-    from hgrec.features.text import load_text_features
-    from hgrec.models.registry import load_model
-
     run_dir = Path(run_dir).resolve()
     manifest = RunDir(run_dir).finished_manifest(require_complete)
     seed = int(manifest.get("seed") or 0)

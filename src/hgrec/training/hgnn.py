@@ -26,7 +26,7 @@ link it must predict (message-passing leakage). 10% of every relation's edges ar
 against fixed random same-type negatives with full-neighbourhood inference, and training
 stops after ``patience`` epochs without a better validation MRR (never before ``min_epochs``), keeping the best model.
 
-Data-parallel mode (``torchrun --nproc_per_node=N``, see :mod:`hgrec.training.ddp_main`):
+Data-parallel mode (``torchrun --nproc_per_node=N``, see :mod:`hgrec.pipeline.ddp_main`):
 every rank draws the same global batch, negatives and batch salt from the same generator,
 takes its contiguous shard of the batch's supervision edges (the multi-link sampler's seed
 edges) and samples the computation graph of its own seeds only. Neighbour draws are
@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from hgrec.config import HGNNConfig
@@ -73,8 +74,8 @@ from hgrec.sampling.multilink import MultiLinkSampler
 from hgrec.sampling.negatives import NegativeSampler
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
 from hgrec.training.checkpoint import load_checkpoint, save_checkpoint
-from hgrec.training.distributed import DistInfo, all_reduce_sum, current_dist, shard_bounds
 from hgrec.utils.device import resolve_device
+from hgrec.utils.distributed import DistInfo, all_reduce_sum, current_dist, shard_bounds
 
 CHECKPOINT_NAME = "hgnn_last.pt"
 
@@ -532,8 +533,6 @@ def train_hgnn(
     model = build_model(graph, features.shape[1], cfg, seed).to(dev)
     net: torch.nn.Module = model
     if info.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
         # A relation absent from one rank's sampled graph leaves its weights unused there.
         net = DistributedDataParallel(model, find_unused_parameters=True)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -15,14 +15,14 @@ Loss (``loss``):
 In both, other in-batch occurrences of the positive item are masked, so an item is never
 its own negative.
 
-Distributed (torchrun, see :mod:`hgrec.training.distributed` and docs/two-tower.md): both
+Distributed (torchrun, see :mod:`hgrec.utils.distributed` and docs/two-tower.md): both
 towers are wrapped in DistributedDataParallel; every rank draws the same permutation, takes
 its contiguous part of each global batch (``batch_size / world_size`` rows) and, with
 ``global_negatives`` (default), scores its users against the item vectors gathered from all
 ranks, so the loss and its gradient are the single-process ones. Rank 0 validates; the
 score is broadcast and every rank takes the same early-stopping decision.
 
-Device: the towers live on ``model.device`` (``runtime.device``); each batch's inputs are
+Device: the towers live on ``runtime.device``; each batch's inputs are
 featurised on the CPU and moved there, and the loss is computed there. The permutations are
 drawn on the CPU, so a seed gives the same batches on every device. DDP training runs on the
 CPU only (gloo).
@@ -33,19 +33,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from hgrec.config import TwoTowerConfig
 from hgrec.data.histories import Histories
 from hgrec.errors import UserError
 from hgrec.features.user import UserInputs
 from hgrec.models.base import TrainSet
-from hgrec.models.two_tower import to_device
-from hgrec.training.distributed import (
+from hgrec.models.towers import TwoTowers, to_device
+from hgrec.utils.distributed import (
     DistInfo,
     all_gather_rows,
     all_reduce_sum,
@@ -53,10 +55,6 @@ from hgrec.training.distributed import (
     current_dist,
     padded_shard,
 )
-
-if TYPE_CHECKING:
-    from hgrec.data.dataset import Dataset
-    from hgrec.models.two_tower import TwoTowerRecommender
 
 
 def build_examples(histories: Histories) -> tuple[np.ndarray, np.ndarray, int]:
@@ -298,34 +296,39 @@ def inverse_frequency_weights(target_items: np.ndarray, q: np.ndarray) -> np.nda
 
 
 def train_two_tower(
-    model: TwoTowerRecommender,
+    towers: TwoTowers,
+    cfg: TwoTowerConfig,
     train: TrainSet,
-    validate: Callable[[TwoTowerRecommender], float] | None = None,
+    validate: Callable[[], float] | None = None,
     seed: int = 0,
     dist_info: DistInfo | None = None,
     global_negatives: bool = True,
+    name: str = "2t",
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Train the towers of a built ``model`` (Adam, in-batch softmax, early stopping).
+    """Train built ``towers`` (Adam, in-batch softmax of P1 equation 5, early stopping).
 
     Each epoch visits a fresh seeded permutation of the examples (at most
-    ``model.max_steps_per_epoch`` batches). After each epoch ``validate(model)`` (higher is
-    better) decides early stopping with ``model.patience``; the best weights are restored.
+    ``cfg.max_steps_per_epoch`` batches). After each epoch ``validate()`` (higher is better;
+    it scores the towers' current weights) decides early stopping with ``cfg.patience``; the
+    best weights are restored.
 
     Data-parallel mode (``dist_info.distributed``; by default the process group initialised
-    in this process, see :func:`hgrec.training.distributed.init_distributed`): the towers are
+    in this process, see :func:`hgrec.utils.distributed.init_distributed`): the towers are
     wrapped in DistributedDataParallel, every rank draws the same permutation and takes its
-    contiguous part of each global batch of ``model.batch_size`` examples (padded to
+    contiguous part of each global batch of ``cfg.batch_size`` examples (padded to
     ``ceil(batch_size / world_size)`` rows so collectives see equal shapes; padding carries
     no loss and is never a negative). Each rank's loss is ``sum(its terms) * world_size /
     global batch``, so after DDP averages the gradients every step is the single-process
     step. ``validate`` runs on rank 0 only; its score is broadcast and all ranks apply the same
     early-stopping rule, so they stop together and restore identical best weights.
 
-    Runs on ``model.device``: the towers are there already, each batch's inputs are moved
-    there, the permutations are drawn on the CPU (the same batches on every device).
+    Runs on the towers' device: each batch's inputs are moved there, the permutations are
+    drawn on the CPU (the same batches on every device).
 
     Args:
-        model: a built model (towers and featurizers created, on ``model.device``).
+        towers: both towers and their featurisers, built on the device to train on.
+        cfg: the ``two_tower`` config section (loss, negatives, optimiser, epochs, examples).
         train: the training set.
         validate: the early-stopping score, higher is better (rank 0 only), or None.
         seed: drives the per-epoch permutations (identical on every rank).
@@ -334,14 +337,17 @@ def train_two_tower(
             sees the whole global batch (the single-process loss, an all_gather per step with
             gradient); False keeps each rank's softmax to its own ``batch_size / world_size``
             items (fewer, easier negatives; no gather).
+        name: the model's name, shown on progress bars.
+        progress: show progress bars and per-epoch lines (rank 0).
 
     Returns:
         a report: n_examples, n_skipped_first (entries with no earlier interaction), per-epoch
         mean loss / validation score / seconds, best_epoch, best_score, world_size, negatives.
     """
-    user_tower, item_tower, feats, featurizer = model._require_fitted()
+    user_tower, item_tower = towers.user_tower, towers.item_tower
+    feats, featurizer = towers.item_features, towers.user_featurizer
     info = current_dist() if dist_info is None else dist_info
-    device = model.device
+    device = towers.device
     if info.distributed and device.type != "cpu":
         raise UserError(
             f"runtime.device is {str(device)!r} but two-tower DDP training (torchrun, gloo) "
@@ -355,26 +361,26 @@ def train_two_tower(
             "after their first; expected users with at least two interactions"
         )
     n_plain = len(rows)
-    if model.cold_twins:
+    if cfg.cold_twins:
         pool, rows, starts, ends, target_items = cold_twin_examples(
-            h, train.catalog.item_type, rows, targets, model.max_history,
-            history=model.cold_twin_history,
+            h, train.catalog.item_type, rows, targets, cfg.max_history,
+            history=cfg.cold_twin_history,
         )
     else:
         pool, target_items = h, h.items[targets]
-        starts, ends = np.maximum(h.indptr[rows], targets - model.max_history), targets
+        starts, ends = np.maximum(h.indptr[rows], targets - cfg.max_history), targets
     example_type = np.asarray(train.catalog.item_type, dtype=np.int64)[target_items]  # (m,)
-    draw_prob = balanced_draw_prob(example_type) if model.balance_types else None
+    draw_prob = balanced_draw_prob(example_type) if cfg.balance_types else None
     q = item_frequencies(target_items, train.catalog.n_items, draw_prob)
     log_q = torch.from_numpy(np.log(np.maximum(q, 1e-12)).astype(np.float32)).to(device)
     weights = (
         torch.from_numpy(inverse_frequency_weights(target_items, q))  # CPU, picked by idx
-        if model.loss == "inverse-frequency"
+        if cfg.loss == "inverse-frequency"
         else None
     )
     types = (  # (n_items,) on the device, for same-type negatives
         torch.from_numpy(np.asarray(train.catalog.item_type, dtype=np.int64)).to(device)
-        if model.negatives == "same-type"
+        if cfg.negatives == "same-type"
         else None
     )
     demo = train.users if train.users is not None else h.users
@@ -388,33 +394,31 @@ def train_two_tower(
                 f"two-tower DDP runs on CPU tensors and needs the gloo backend, got "
                 f"{info.backend!r}; call init_distributed(backend='gloo')"
             )
-        from torch.nn.parallel import DistributedDataParallel
-
         # DDP broadcasts rank 0's initial weights and all-reduces (averages) gradients.
         user_fwd = DistributedDataParallel(user_tower)
         item_fwd = DistributedDataParallel(item_tower)
     gather = info.distributed and global_negatives
 
     params = list(user_tower.parameters()) + list(item_tower.parameters())
-    opt = torch.optim.Adam(params, lr=model.lr)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
-    m, bs = len(rows), model.batch_size
-    id_drop = model.id_dropout > 0 and feats.id_code is not None
+    m, bs = len(rows), cfg.batch_size
+    id_drop = cfg.id_dropout > 0 and feats.id_code is not None
     m_epoch = m if draw_prob is None else int(round(draw_prob.sum()))  # examples per epoch
     steps = math.ceil(m_epoch / bs)
-    if model.max_steps_per_epoch is not None:
-        steps = min(steps, model.max_steps_per_epoch)
+    if cfg.max_steps_per_epoch is not None:
+        steps = min(steps, cfg.max_steps_per_epoch)
 
     report: dict[str, Any] = {
         "n_examples": int(m),
         "n_cold_twins": int(m - n_plain),
         "examples_per_epoch": int(m_epoch),
-        "balance_types": model.balance_types,
+        "balance_types": cfg.balance_types,
         "n_skipped_first": n_skipped,
         "n_users": int(h.n_users),
         "steps_per_epoch": int(steps),
-        "loss": model.loss,
-        "negatives_type": model.negatives,
+        "loss": cfg.loss,
+        "negatives_type": cfg.negatives,
         "world_size": info.world_size,
         "negatives": "global batch" if not info.distributed or gather else "rank batch",
         "epochs": [],
@@ -424,17 +428,17 @@ def train_two_tower(
     best_score, best_state, bad_epochs = -math.inf, None, 0
     user_tower.train()
     item_tower.train()
-    for epoch in range(model.max_epochs):  # epochs
+    for epoch in range(cfg.max_epochs):  # epochs
         t0 = time.perf_counter()
         perm = (  # the same on every rank
             torch.randperm(m, generator=gen).numpy() if draw_prob is None
             else balanced_epoch(example_type, gen)
         )
         # (m,) examples whose positive shows the rare id row this epoch (same on every rank)
-        drop_id = (torch.rand(m, generator=gen) < model.id_dropout).numpy() if id_drop else None
+        drop_id = (torch.rand(m, generator=gen) < cfg.id_dropout).numpy() if id_drop else None
         total, seen = 0.0, 0
-        bar = tqdm(range(steps), desc=f"{model.name} epoch {epoch + 1}",
-                   disable=not (model.progress and info.is_main), leave=False)
+        bar = tqdm(range(steps), desc=f"{name} epoch {epoch + 1}",
+                   disable=not (progress and info.is_main), leave=False)
         for step in bar:  # batches
             idx = perm[step * bs : (step + 1) * bs]  # the global batch
             global_n = len(idx)
@@ -460,15 +464,15 @@ def train_two_tower(
                     u,
                     v,
                     b_items,
-                    temperature=model.temperature,
-                    log_q=log_q[b_items] if model.loss == "logq" else None,
+                    temperature=cfg.temperature,
+                    log_q=log_q[b_items] if cfg.loss == "logq" else None,
                     weights=None if weights is None else weights[idx].to(device),
                     item_type=None if types is None else types[b_items],
                 )
                 batch_sum, batch_n = float(loss.detach()) * len(idx), len(idx)
             else:
                 loss, batch_sum, batch_n = _ddp_loss(
-                    model, u, v, b_items, torch.from_numpy(valid), global_n, info, gather,
+                    cfg, u, v, b_items, torch.from_numpy(valid), global_n, info, gather,
                     log_q, None if weights is None else weights[idx], types,
                 )
             opt.zero_grad(set_to_none=True)
@@ -480,40 +484,37 @@ def train_two_tower(
                 bar.set_postfix(loss=f"{total / max(seen, 1):.4f}")
         bar.close()
         total, seen = all_reduce_sum([total, seen], info).tolist()
-        if info.is_main:
-            model.refresh_item_vectors()
         entry: dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(seen, 1)}
         if validate is not None:
             # Rank 0 scores; every rank receives the score and applies the same rule.
-            score = broadcast_object(float(validate(model)) if info.is_main else None, info)
+            score = broadcast_object(float(validate()) if info.is_main else None, info)
             entry["valid"] = score
             user_tower.train()
             item_tower.train()
             if score > best_score:
-                best_score, best_state, bad_epochs = score, model.best_state_dicts(), 0
+                best_score, best_state, bad_epochs = score, towers.state_copies(), 0
                 report["best_epoch"], report["best_score"] = epoch + 1, score
             else:
                 bad_epochs += 1
         entry["seconds"] = time.perf_counter() - t0
         report["epochs"].append(entry)
-        if model.progress and info.is_main:
-            tqdm.write(f"{model.name} epoch {epoch + 1}: " + ", ".join(
+        if progress and info.is_main:
+            tqdm.write(f"{name} epoch {epoch + 1}: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in entry.items() if isinstance(v, float)))
-        if validate is not None and bad_epochs >= model.patience:
+        if validate is not None and bad_epochs >= cfg.patience:
             break
     del user_fwd, item_fwd  # drop the DDP wrappers (and their gradient hooks)
     if best_state is not None:
-        model.load_state_dicts(best_state)
+        towers.load_state_copies(best_state)
     user_tower.eval()
     item_tower.eval()
-    model.refresh_item_vectors()
     if validate is None:
         report["best_epoch"] = len(report["epochs"])
     return report
 
 
 def _ddp_loss(
-    model: TwoTowerRecommender,
+    cfg: TwoTowerConfig,
     u: torch.Tensor,
     v: torch.Tensor,
     b_items: torch.Tensor,
@@ -550,42 +551,11 @@ def _ddp_loss(
         items, ids, cols_valid, offset = v, b_items, valid, 0
     keep = valid.nonzero().flatten()  # (n_valid,) this rank's real rows
     terms = in_batch_softmax_terms(
-        u[keep], items, ids, keep + offset, model.temperature,
-        log_q[ids] if model.loss == "logq" else None, cols_valid,
+        u[keep], items, ids, keep + offset, cfg.temperature,
+        log_q[ids] if cfg.loss == "logq" else None, cols_valid,
         None if types is None else types[ids],
     )  # (n_valid,)
     if weights is not None:
         terms = terms * weights[keep]
     total = terms.sum()
     return total * (info.world_size / global_n), float(total.detach()), int(len(keep))
-
-
-def quick_validate(
-    model: TwoTowerRecommender,
-    dataset: Dataset,
-    split: str,
-    target_type: str,
-    protocol: str = "warm",
-    max_users: int | None = None,
-) -> float:
-    """HR@10 of ``model`` on the ``protocol`` queries of ``split`` users (early-stopping signal).
-
-    Uses :func:`hgrec.evaluation.protocols.build_queries` and
-    :func:`hgrec.evaluation.evaluate.evaluate`; ``max_users`` keeps the first queries only
-    (deterministic) to bound the cost per epoch. Returns 0.0 when there is no query.
-    """
-    from hgrec.config import EvalConfig
-    from hgrec.evaluation.evaluate import evaluate
-    from hgrec.evaluation.protocols import build_queries
-
-    queries = build_queries(dataset, split, protocol, target_type)
-    if max_users is not None and queries.n_users > max_users:
-        queries = queries.take(np.arange(max_users))
-    if queries.n_users == 0:
-        return 0.0
-    cfg = EvalConfig()
-    metrics = evaluate(
-        model, queries, dataset.catalog, dataset.item_popularity(), cfg, progress=False
-    )
-    value = metrics.get(f"hr@{cfg.hr_k}")
-    return 0.0 if value is None else float(value)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ from hgrec.config import BaselinesConfig
 from hgrec.models.als import ALS
 from hgrec.models.base import Recommender
 from hgrec.models.ease import EASE
+from hgrec.models.hgnn_knn import HGNNKNN
 from hgrec.models.itemknn import ItemKNN
+from hgrec.models.known_items import KnownItemsOnly
 from hgrec.models.llm_knn import LLMKNN
 from hgrec.models.popularity import Popularity
+from hgrec.recommenders.hgnn_w_users import HGNNWithUsers
+from hgrec.recommenders.two_tower import TwoTowerRecommender
 
 BASELINES: dict[str, type[Recommender]] = {
     "popularity": Popularity,
@@ -54,8 +59,6 @@ def load_model(path: str | Path) -> Recommender:
 
     Reads ``params.json``'s ``name`` and dispatches to that class's ``load``.
     """
-    import json
-
     path = Path(path)
     meta_file = path / "params.json"
     if not meta_file.exists():
@@ -64,17 +67,13 @@ def load_model(path: str | Path) -> Recommender:
     classes = model_classes()
     if name not in classes:
         raise ValueError(f"{meta_file}: unknown model name {name!r}; known: {sorted(classes)}")
+    if name == KnownItemsOnly.name:
+        return KnownItemsOnly.load(path, load_inner=load_model)
     return classes[name].load(path)
 
 
 def model_classes() -> dict[str, type[Recommender]]:
     """Saved model name (``params.json``'s ``name``) -> class, every model included."""
-    # Lazy imports: the vector models pull in torch modules the baselines do not need.
-    from hgrec.models.hgnn_knn import HGNNKNN
-    from hgrec.models.hgnn_w_users import HGNNWithUsers
-    from hgrec.models.known_items import KnownItemsOnly
-    from hgrec.models.two_tower import TwoTowerRecommender
-
     return {
         **BASELINES, HGNNKNN.name: HGNNKNN, HGNNWithUsers.name: HGNNWithUsers,
         "2t": TwoTowerRecommender,

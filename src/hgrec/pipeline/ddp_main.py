@@ -3,7 +3,7 @@ nodes.
 
 Usage::
 
-    torchrun --nproc_per_node=2 -m hgrec.training.ddp_main --config CONFIG --out DIR \
+    torchrun --nproc_per_node=2 -m hgrec.pipeline.ddp_main --config CONFIG --out DIR \
         --stage hgnn          # then --stage 2t-hgnn (reads DIR/hgnn), or --stage 2t
     # several nodes: add --nnodes=N --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT
 
@@ -26,7 +26,7 @@ other ranks read the cache once it is filled. For the two-tower stages all ranks
 ``TwoTowerRecommender.fit``, whose :func:`hgrec.training.two_tower.train_two_tower` finds the
 process group and trains under DDP (gloo, global in-batch negatives), early-stopped on rank
 0's valid mean HR@10 like ``hgrec run``. Rank 0 alone writes ``DIR/<stage>/model``
-(params.json + state.npz, loadable with :func:`hgrec.models.registry.load_model`) and
+(params.json + state.npz, loadable with :func:`hgrec.recommenders.registry.load_model`) and
 ``DIR/<stage>/training.json``. The run directory's stage manifest is not updated:
 ``hgrec run`` still trains its own stages.
 """
@@ -41,19 +41,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from hgrec.config import Config
 from hgrec.data.dataset import Dataset
+from hgrec.datasets import load_dataset
+from hgrec.evaluation.tuning import valid_score
+from hgrec.features.text import item_text_features, load_text_features
+from hgrec.graph.build import build_cograph
+from hgrec.graph.io import read_graph
 from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender
-from hgrec.training.distributed import DistInfo, barrier, cleanup, init_distributed
+from hgrec.models.hgnn import embed_items
+from hgrec.pipeline.run import (
+    build_eval_queries,
+    load_item_embeddings,
+    make_train_set,
+    save_item_embeddings,
+)
+from hgrec.recommenders.two_tower import TwoTowerRecommender
+from hgrec.training.hgnn import build_model, train_hgnn
+from hgrec.utils.artifacts import atomic_torch_save, atomic_write_json
+from hgrec.utils.distributed import DistInfo, barrier, cleanup, init_distributed
+from hgrec.utils.seed import seed_everything, set_threads
 
 STAGES = ("2t", "hgnn", "2t-hgnn", "hgnn-embed")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m hgrec.training.ddp_main",
+        prog="torchrun --nproc_per_node=N -m hgrec.pipeline.ddp_main",
         description="Train the HGNN or a two-tower model with DistributedDataParallel (gloo).",
     )
     p.add_argument("--stage", choices=STAGES, default="2t",
@@ -71,8 +88,6 @@ def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) 
     Rank 0 embeds what the cache lacks first; the others wait at a barrier and then find
     every text cached, so the text model runs once.
     """
-    from hgrec.features.text import item_text_features, load_text_features
-
     run_features = out / "features" / "text.parquet"
     if run_features.exists():
         return load_text_features(run_features, dataset.catalog).embeddings
@@ -87,9 +102,6 @@ def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) 
 
 def main(argv: list[str] | None = None) -> int:
     """Train and save ``--stage`` under DDP; returns the exit code (0 on success)."""
-    from hgrec.datasets import load_dataset
-    from hgrec.utils.seed import seed_everything, set_threads
-
     args = _parser().parse_args(argv)
     config = Config.from_yaml(args.config)
     # The models train on CPU tensors: gloo even on a GPU machine.
@@ -117,11 +129,6 @@ def _train_two_tower(
     info: DistInfo,
 ) -> None:
     """The 2T (or 2T-HGNN on ``OUT/hgnn``) under DDP; rank 0 writes ``OUT/<stage>/``."""
-    from hgrec.evaluation.tuning import valid_score
-    from hgrec.models.two_tower import TwoTowerRecommender
-    from hgrec.pipeline.run import build_eval_queries, load_item_embeddings, make_train_set
-    from hgrec.utils.artifacts import atomic_write_json
-
     hgnn_emb = None
     if args.stage == "2t-hgnn":
         path = args.out / "hgnn" / "embeddings.parquet"
@@ -153,9 +160,6 @@ def _train_two_tower(
 def _graph(config: Config, dataset: Dataset, out: Path) -> CoGraph:
     """``OUT/graph`` when there (a pipeline run, or the Spark engine's output), else built
     from the config (deterministic, so every rank builds the same graph)."""
-    from hgrec.graph.build import build_cograph
-    from hgrec.graph.io import read_graph
-
     if (out / "graph" / "summary.json").is_file():
         return read_graph(out / "graph", dataset.catalog)
     return build_cograph(dataset, config.graph, progress=False)
@@ -165,12 +169,6 @@ def _embed_hgnn(
     config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
 ) -> None:
     """Frozen ``OUT/hgnn/model.pt`` over the current graph; rank 0 rewrites the embeddings."""
-    import torch
-
-    from hgrec.models.hgnn import embed_items
-    from hgrec.pipeline.run import save_item_embeddings
-    from hgrec.training.hgnn import build_model
-
     weights = out / "hgnn" / "model.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: run --stage hgnn first")
@@ -188,10 +186,6 @@ def _train_hgnn(
     config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
 ) -> None:
     """The HGNN under DDP; rank 0 writes ``OUT/hgnn/`` atomically (the pipeline's layout)."""
-    from hgrec.pipeline.run import save_item_embeddings
-    from hgrec.training.hgnn import train_hgnn
-    from hgrec.utils.artifacts import atomic_torch_save, atomic_write_json
-
     graph = _graph(config, dataset, out)
     result = train_hgnn(
         graph, item_text, config.hgnn, seed=config.runtime.seed,

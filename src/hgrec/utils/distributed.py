@@ -246,15 +246,6 @@ def broadcast_object(obj: Any, info: DistInfo, src: int = 0) -> Any:
     return box[0]
 
 
-def broadcast_module(module: torch.nn.Module, info: DistInfo, src: int = 0) -> None:
-    """Overwrite ``module``'s parameters and buffers with rank ``src``'s, in place."""
-    if not info.distributed:
-        return
-    with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(t.data, src=src)
-
-
 def barrier(info: DistInfo) -> None:
     """Wait for every rank (no-op in a single process)."""
     if info.distributed:
