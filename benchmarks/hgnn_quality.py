@@ -33,7 +33,7 @@ from hgrec.evaluation.evaluate import evaluate
 from hgrec.features.text import load_text_features
 from hgrec.graph.io import read_graph
 from hgrec.models.hgnn_knn import HGNNKNN
-from hgrec.pipeline.run import build_eval_queries, make_train_set
+from hgrec.pipeline.inputs import build_eval_queries, make_train_set
 from hgrec.training.hgnn import train_hgnn
 from hgrec.utils.seed import set_threads
 

@@ -299,7 +299,7 @@ def stage_inference(a: ChildArgs) -> dict[str, Any]:
 
 
 def stage_2t(a: ChildArgs) -> dict[str, Any]:
-    from hgrec.pipeline.run import make_train_set
+    from hgrec.pipeline.inputs import make_train_set
     from hgrec.recommenders.two_tower import TwoTowerRecommender
 
     ds = _dataset(a)
@@ -368,7 +368,7 @@ def stage_quality(a: ChildArgs) -> dict[str, Any]:
     from hgrec.evaluation.protocols import build_queries
     from hgrec.features.text import embed_texts
     from hgrec.models.popularity import Popularity
-    from hgrec.pipeline.run import make_train_set
+    from hgrec.pipeline.inputs import make_train_set
     from hgrec.recommenders.two_tower import TwoTowerRecommender
     from hgrec.training.hgnn import train_hgnn
 

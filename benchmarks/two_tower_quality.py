@@ -31,7 +31,7 @@ from hgrec.config import TwoTowerConfig  # noqa: E402
 from hgrec.evaluation.evaluate import evaluate  # noqa: E402
 from hgrec.evaluation.tuning import valid_score  # noqa: E402
 from hgrec.features.text import load_text_features  # noqa: E402
-from hgrec.pipeline.run import build_eval_queries, make_train_set  # noqa: E402
+from hgrec.pipeline.inputs import build_eval_queries, make_train_set  # noqa: E402
 from hgrec.recommenders.two_tower import TwoTowerRecommender  # noqa: E402
 from hgrec.utils.seed import set_threads  # noqa: E402
 

@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 
 from hgrec.evaluation.report import (
-    learning_curve_file,
     plot_learning_curve,
     plot_tiers,
-    read_metrics,
     render_learning_curve,
     render_report,
     write_metrics,
-    write_report,
 )
+from hgrec.utils import layout
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -53,9 +51,9 @@ def _metrics() -> dict[str, Any]:
 def test_metrics_json_round_trip(tmp_path: Path) -> None:
     m = _metrics()
     m["protocols"]["cold"]["test"]["models"]["popularity"]["ndcg@10"] = float("nan")
-    path = write_metrics(tmp_path, m)
+    path = write_metrics(tmp_path / "metrics.json", m)
     assert path == tmp_path / "metrics.json"
-    back = read_metrics(tmp_path)
+    back = json.loads(path.read_text())
     assert back["protocols"]["cold"]["test"]["models"]["popularity"]["ndcg@10"] is None
     back["protocols"]["cold"]["test"]["models"]["popularity"]["ndcg@10"] = float("nan")
     assert json.dumps(back, sort_keys=True) == json.dumps(m, sort_keys=True)
@@ -64,20 +62,12 @@ def test_metrics_json_round_trip(tmp_path: Path) -> None:
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
-    write_metrics(tmp_path, _metrics())
+    write_metrics(tmp_path / "metrics.json", _metrics())
     before = (tmp_path / "metrics.json").read_text()
     with pytest.raises(TypeError):
-        write_metrics(tmp_path, {"protocols": {}, "bad": object()})
+        write_metrics(tmp_path / "metrics.json", {"protocols": {}, "bad": object()})
     assert (tmp_path / "metrics.json").read_text() == before
     assert len(list(tmp_path.iterdir())) == 1
-
-
-def test_read_metrics_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        read_metrics(tmp_path / "nope.json")
-    (tmp_path / "x.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="protocols"):
-        read_metrics(tmp_path / "x.json")
 
 
 def test_report_renders_every_model_and_bolds_the_best() -> None:
@@ -107,9 +97,8 @@ def test_report_rows_follow_insertion_order() -> None:
     assert names[:4] == ["model", "popularity", "2t-hgnn", "llm-knn"]
 
 
-def test_write_report_and_plot(tmp_path: Path) -> None:
-    path = write_report(tmp_path, _metrics())
-    assert path.read_text().startswith("# Evaluation: tiny")
+def test_render_report_and_plot(tmp_path: Path) -> None:
+    assert render_report(_metrics()).startswith("# Evaluation: tiny")
     png = plot_tiers(_metrics(), tmp_path / "tiers.png")
     assert png.read_bytes()[:8] == PNG_MAGIC
 
@@ -172,8 +161,7 @@ def test_report_calls_a_tie_when_the_paired_interval_holds_zero() -> None:
 def test_report_with_intervals_is_strict_json(tmp_path: Path) -> None:
     m = _with_intervals((0.04, 0.16))
     m["protocols"]["cold"]["test"]["models"]["popularity"]["hr@10_ci"] = [float("nan")] * 2
-    write_metrics(tmp_path, m)
-    back = read_metrics(tmp_path)
+    back = json.loads(write_metrics(tmp_path / "metrics.json", m).read_text())
     assert back["protocols"]["cold"]["test"]["models"]["popularity"]["hr@10_ci"] == [None, None]
     text = render_report(back)  # an undefined interval renders as the value alone
     cold_test = text.split("## cold / test")[1].split("## ")[0]
@@ -224,7 +212,7 @@ def _table_rows(text: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("untrained", [True, False])
 def test_plot_learning_curve_writes_a_png(tmp_path: Path, untrained: bool) -> None:
-    path = tmp_path / learning_curve_file("hgnn")
+    path = tmp_path / layout.learning_curve("hgnn")
     assert plot_learning_curve(_history(untrained), path, stage="hgnn") == path
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in tmp_path.iterdir()] == ["hgnn_learning_curve.png"]  # no temp file

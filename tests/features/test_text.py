@@ -202,7 +202,7 @@ def test_save_load_round_trip_follows_item_ids(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("n_file", "n_catalog", "problem"), [(5, 6, "without features"), (6, 5, "not in the catalogue")]
+    ("n_file", "n_catalog", "problem"), [(5, 6, "without a vector"), (6, 5, "not in the catalogue")]
 )
 def test_load_rejects_mismatched_catalogue(
     tmp_path: Path, n_file: int, n_catalog: int, problem: str

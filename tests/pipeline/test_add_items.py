@@ -150,7 +150,7 @@ def test_new_version_is_a_complete_run_naming_its_parent(planted: dict[str, Path
     z_child = pd.read_parquet(child / "hgnn" / "embeddings.parquet")
     assert len(z_child) == n_parent + n_new
     # fitted items keep their embeddings; the parent run is untouched
-    assert np.array_equal(np.stack(z_child["embedding"][:n_parent]), np.stack(z_parent["embedding"]))
+    assert np.array_equal(np.stack(z_child["vector"][:n_parent]), np.stack(z_parent["vector"]))
     assert RunDir(parent).is_complete() and not (parent / "add_items.json").exists()
     recent = len(pd.read_csv(planted["recent"], sep="\t"))
     inter = pd.read_parquet(child / "data" / "interactions.parquet")

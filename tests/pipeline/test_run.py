@@ -135,14 +135,16 @@ def test_experiments_and_reused_hgnn(small_run: tuple[Path, Path, Path]) -> None
 def test_report_holds_the_hgnn_learning_curve(tmp_path: Path) -> None:
     """read_hgnn_history keeps trained histories only; render_full_report adds their section
     after the tables and before the stage times."""
-    from hgrec.pipeline.run import read_hgnn_history, render_full_report
+    from hgrec.pipeline.report import render_full_report
+    from hgrec.pipeline.run_dir import read_hgnn_history
 
-    assert read_hgnn_history(tmp_path) is None
-    (tmp_path / "history.json").write_text('{"reused_from": "/runs/a"}')
-    assert read_hgnn_history(tmp_path) is None
+    path = tmp_path / "history.json"
+    assert read_hgnn_history(path) is None
+    path.write_text('{"reused_from": "/runs/a"}')
+    assert read_hgnn_history(path) is None
     rows = [{"epoch": 0, "loss": 0.5, "valid_mrr": float("nan"), "valid_hr10": 0.2, "seconds": 1.0}]
-    (tmp_path / "history.json").write_text(json.dumps({"best_epoch": 0, "epochs": rows}))
-    history = read_hgnn_history(tmp_path)
+    path.write_text(json.dumps({"best_epoch": 0, "epochs": rows}))
+    history = read_hgnn_history(path)
     assert history is not None and history["epochs"][0]["loss"] == 0.5
     metrics = {"dataset": "d", "target_type": "t", "protocols": {}, "stage_seconds": {"x": 1.0},
                "hgnn_training": history}

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hgrec.data.dataset import Dataset
+from hgrec.data.vectors import write_vectors
 from hgrec.models.base import TrainSet
 from hgrec.models.hgnn_knn import HGNNKNN
 from hgrec.models.popularity import Popularity
@@ -27,13 +26,8 @@ def planted_embeddings(dataset: Dataset, seed: int, dim: int = 8) -> np.ndarray:
 
 
 def write_embeddings(path: Path, item_ids: np.ndarray, z: np.ndarray) -> None:
-    flat = pa.array(np.ascontiguousarray(z, dtype=np.float32).reshape(-1))
-    table = pa.table({
-        "item_id": pa.array(item_ids.astype(str), type=pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(flat, z.shape[1]),
-    })
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    write_vectors(path, item_ids, z, {"kind": "hgnn"})
 
 
 def make_run(

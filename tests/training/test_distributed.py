@@ -267,7 +267,7 @@ def test_ddp_main_trains_and_saves_the_2t(tmp_path: Path) -> None:
 
 def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     """--stage hgnn writes the pipeline's HGNN layout; --stage 2t-hgnn trains on it."""
-    from hgrec.pipeline.run import load_item_embeddings
+    from hgrec.data.vectors import read_item_vectors
     from hgrec.recommenders.registry import load_model
 
     hgnn = {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2], "batch_size": 64,
@@ -282,7 +282,7 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     assert history["world_size"] == WORLD and len(history["epochs"]) == 2
     assert all(e["steps"] == 3 and e["world_size"] == WORLD for e in history["epochs"])
     assert (out / "checkpoints" / "hgnn-ddp" / "hgnn_last.pt").is_file()  # a relaunch resumes
-    emb = load_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset)
+    emb = read_item_vectors(out / "hgnn" / "embeddings.parquet", dataset.catalog)[0]
     assert emb.shape == (dataset.catalog.n_items, 8)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
@@ -290,7 +290,7 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     (out / "hgnn" / "embeddings.parquet").unlink()
     done = torchrun([*args, "--stage", "hgnn-embed"])
     assert done.stdout.count("embedded 150 items") == 1
-    again = load_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset)
+    again = read_item_vectors(out / "hgnn" / "embeddings.parquet", dataset.catalog)[0]
     np.testing.assert_allclose(again, emb, atol=1e-6)
 
     torchrun([*args, "--stage", "2t-hgnn", "--no-validate"])

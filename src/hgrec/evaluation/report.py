@@ -38,32 +38,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hgrec.evaluation.evaluate import json_safe
+from hgrec.utils import layout
 from hgrec.utils.artifacts import atomic_write, atomic_write_bytes
 
-METRICS_FILE = "metrics.json"
-REPORT_FILE = "report.md"
-TIERS_PLOT_FILE = "tiers.png"
 LONG_TAIL_FROM = 3  # tiers 3..n are the long tail (P1 §5.2.2, with 5 tiers)
 
 
 # ---------------------------------------------------------------------------------- files
-def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
-    """Write ``run_dir/metrics.json`` (strict JSON: NaN becomes null) atomically."""
+def write_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics`` to ``path`` (a run's metrics.json; strict JSON: NaN becomes null)
+    atomically."""
     text = json.dumps(json_safe(metrics), indent=2, allow_nan=False)
-    return atomic_write_bytes(Path(run_dir) / METRICS_FILE, (text + "\n").encode())
-
-
-def read_metrics(path: str | Path) -> dict[str, Any]:
-    """Read a metrics.json (``path`` is the file or the run folder holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / METRICS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict) or "protocols" not in data:
-        raise ValueError(f"{path}: expected a metrics.json object with a 'protocols' key")
-    return data
+    return atomic_write_bytes(path, (text + "\n").encode())
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -248,11 +234,6 @@ def render_report(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
-    """Write ``run_dir/report.md`` atomically; returns its path."""
-    return atomic_write_bytes(Path(run_dir) / REPORT_FILE, render_report(metrics).encode())
-
-
 # ---------------------------------------------------------------------------------- plot
 def plot_tiers(metrics: dict[str, Any], path: str | Path) -> Path:
     """PNG of HR per popularity tier per model, test users, one panel per protocol."""
@@ -292,11 +273,6 @@ def _save_png(fig: Figure, path: str | Path) -> Path:
 
 # ---------------------------------------------------------------------------------- learning curve
 LEARNING_CURVE_MAX_ROWS = 15  # epochs shown in the Markdown table; the plot shows them all
-
-
-def learning_curve_file(stage: str) -> str:
-    """Name of a stage's learning-curve PNG; it lives at the run root, next to tiers.png."""
-    return f"{stage}_learning_curve.png"
 
 
 def _num(value: Any) -> float | None:
@@ -403,7 +379,7 @@ def render_learning_curve(history: dict[str, Any], stage: str = "hgnn") -> str:
     if ratio is not None:
         lines += [f"trained/untrained MRR = {ratio[0]:.2f} ({ratio[1]:.4f} at epoch {best} vs "
                   f"{ratio[2]:.4f} before training)", ""]
-    lines += [f"![HGNN learning curve]({learning_curve_file(stage)})", ""]
+    lines += [f"![HGNN learning curve]({layout.learning_curve(stage)})", ""]
     return "\n".join(lines)
 
 

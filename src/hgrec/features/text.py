@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import tempfile
 import time
 import uuid
@@ -35,12 +34,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from hgrec.data.dataset import Catalog
-from hgrec.data.schema import ITEM_ID, DataValidationError
+from hgrec.data.schema import DataValidationError
+from hgrec.data.vectors import read_item_vectors, write_vectors
 from hgrec.features.text_backends import (
     TextEncoder,
     check_backend,
@@ -51,7 +49,6 @@ from hgrec.features.text_backends import (
 from hgrec.features.text_model import DEFAULT_MODEL, resolve_text_model
 from hgrec.utils.artifacts import atomic_write
 
-EMBEDDING_COLUMN = "embedding"
 # Flush newly embedded vectors to a cache shard this often, so an interrupted run keeps them.
 _FLUSH_EVERY = 8192
 _MAX_SHARDS = 32
@@ -389,8 +386,8 @@ def item_text_features(
 
 
 def save_text_features(path: str | Path, catalog: Catalog, feats: TextFeatures) -> Path:
-    """Write Parquet: ``item_id`` (string), ``embedding`` (fixed-size list of float32), with the
-    model id, dim, max_seq_length and the empty-text count in the schema metadata. Atomic.
+    """Write the features in the run's vector format (:mod:`hgrec.data.vectors`, kind "text"),
+    with the model id, dim, max_seq_length and the empty-text count in its note. Atomic.
 
     What came from the cache and what was embedded now is left out: the file's bytes (and so
     every downstream stage key) depend on the catalogue and the model only."""
@@ -399,17 +396,11 @@ def save_text_features(path: str | Path, catalog: Catalog, feats: TextFeatures) 
             f"features have {feats.n} rows but the catalogue has {catalog.n_items} items; "
             "expected one row per item"
         )
-    flat = pa.array(np.ascontiguousarray(feats.embeddings, dtype=np.float32).reshape(-1))
-    table = pa.table({
-        ITEM_ID: pa.array(catalog.item_ids.astype(str), type=pa.string()),
-        EMBEDDING_COLUMN: pa.FixedSizeListArray.from_arrays(flat, feats.dim),
-    })
     meta = {
-        "model": feats.model, "dim": feats.dim, "max_seq_length": feats.max_seq_length,
-        "n_empty": feats.n_empty,
+        "kind": "text", "model": feats.model, "dim": feats.dim,
+        "max_seq_length": feats.max_seq_length, "n_empty": feats.n_empty,
     }
-    table = table.replace_schema_metadata({b"hgrec.text_features": json.dumps(meta).encode()})
-    return atomic_write(path, lambda f: pq.write_table(table, f))
+    return write_vectors(path, catalog.item_ids, feats.embeddings, meta)
 
 
 def load_text_features(path: str | Path, catalog: Catalog) -> TextFeatures:
@@ -418,54 +409,7 @@ def load_text_features(path: str | Path, catalog: Catalog) -> TextFeatures:
     Raises:
         DataValidationError: missing columns, duplicate ids, or ids that do not match the catalogue.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"text features file {path} does not exist")
-    table = pq.read_table(path)
-    for col in (ITEM_ID, EMBEDDING_COLUMN):
-        if col not in table.column_names:
-            raise DataValidationError(
-                str(path), col, "column missing",
-                expected=f"columns {ITEM_ID!r}, {EMBEDDING_COLUMN!r}",
-            )
-    raw = (table.schema.metadata or {}).get(b"hgrec.text_features")
-    meta: dict[str, Any] = json.loads(raw) if raw else {}
-    col = table.column(EMBEDDING_COLUMN).combine_chunks()
-    if not pa.types.is_fixed_size_list(col.type):
-        raise DataValidationError(
-            str(path), EMBEDDING_COLUMN, f"type {col.type}", expected="fixed-size list of float32"
-        )
-    dim = col.type.list_size
-    vectors = col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
-    ids = table.column(ITEM_ID).to_numpy(zero_copy_only=False).astype(str)
-
-    dup = pd.Index(ids).duplicated()
-    if dup.any():
-        rows = np.flatnonzero(dup)
-        raise DataValidationError(
-            str(path), ITEM_ID, "duplicate item ids", rows=rows.tolist(),
-            values=ids[rows[:5]].tolist(), n_rows=len(rows), expected="one row per item",
-        )
-    idx = catalog.index_of(ids)
-    unknown = np.flatnonzero(idx < 0)
-    if len(unknown):
-        raise DataValidationError(
-            str(path), ITEM_ID, "item ids not in the catalogue", rows=unknown.tolist(),
-            values=ids[unknown[:5]].tolist(), n_rows=len(unknown),
-            expected="features written for this catalogue",
-        )
-    have = np.zeros(catalog.n_items, dtype=bool)
-    have[idx] = True
-    if not have.all():
-        missing = np.flatnonzero(~have)
-        raise DataValidationError(
-            str(path), ITEM_ID, "catalogue items without features (rows are catalogue rows)",
-            rows=missing.tolist(), values=catalog.item_ids[missing[:5]].tolist(),
-            n_rows=len(missing),
-            expected="a vector for every catalogue item (rerun the features stage)",
-        )
-    emb = np.empty((catalog.n_items, dim), dtype=np.float32)
-    emb[idx] = vectors
+    emb, meta = read_item_vectors(path, catalog)
     n_empty = int(meta.get("n_empty", int((~emb.any(axis=1)).sum())))
     return TextFeatures(
         embeddings=emb,
@@ -473,6 +417,6 @@ def load_text_features(path: str | Path, catalog: Catalog) -> TextFeatures:
         n_cached=catalog.n_items - n_empty,
         n_embedded=0,
         model=str(meta.get("model", "unknown")),
-        dim=dim,
+        dim=emb.shape[1],
         max_seq_length=int(meta.get("max_seq_length", 0)),
     )

@@ -21,6 +21,7 @@ import torch
 
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
+from hgrec.utils.layout import PARAMS, STATE
 
 
 @dataclass(frozen=True)
@@ -218,20 +219,20 @@ class Recommender(ABC):
         """Write ``params.json`` and ``state.npz`` under directory ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "params.json").write_text(
+        (path / PARAMS).write_text(
             json.dumps({"name": self.name, "params": self.get_params()}, indent=2)
         )
-        np.savez(path / "state.npz", **self.get_state())
+        np.savez(path / STATE, **self.get_state())
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """Rebuild a model saved by :meth:`save`."""
         path = Path(path)
-        meta = json.loads((path / "params.json").read_text())
+        meta = json.loads((path / PARAMS).read_text())
         if meta["name"] != cls.name:
             raise ValueError(f"{path} holds a {meta['name']!r} model, not {cls.name!r}")
         model = cls(**meta["params"])
-        with np.load(path / "state.npz", allow_pickle=False) as z:
+        with np.load(path / STATE, allow_pickle=False) as z:
             model.set_state({k: z[k] for k in z.files})
         return model
 

@@ -26,6 +26,7 @@ import numpy as np
 from hgrec.data.histories import Histories
 from hgrec.models.base import NewItems, Recommender, TrainSet
 from hgrec.models.inputs import check_candidates, check_histories, require_fitted
+from hgrec.utils.layout import PARAMS, STATE
 
 INNER = "inner"
 
@@ -98,7 +99,7 @@ class KnownItemsOnly(Recommender):
         hard-linked into ``folder/inner`` (copied across file systems)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = json.loads((Path(inner_folder) / "params.json").read_text())
+        meta = json.loads((Path(inner_folder) / PARAMS).read_text())
         if meta.get("name") == KnownItemsOnly.name:  # a second add-items: keep the first size
             n_known = int(meta["params"]["n_known"])
             inner_folder = Path(inner_folder) / INNER
@@ -106,10 +107,10 @@ class KnownItemsOnly(Recommender):
         KnownItemsOnly(None, n_known, n_items)._save_params(folder)
 
     def _save_params(self, folder: Path) -> None:
-        (folder / "params.json").write_text(
+        (folder / PARAMS).write_text(
             json.dumps({"name": self.name, "params": self.get_params()}, indent=2)
         )
-        np.savez(folder / "state.npz")
+        np.savez(folder / STATE)
 
     @classmethod
     def load(

@@ -52,6 +52,7 @@ from hgrec.data.dataset import Catalog, Dataset
 from hgrec.data.io import read_table
 from hgrec.data.load import read_interactions, read_items
 from hgrec.data.schema import EVENT, ITEM_ID, ITEM_TYPE, SPLIT, USER_ID
+from hgrec.data.vectors import read_item_vectors, write_vectors
 from hgrec.errors import UserError
 from hgrec.features.text import item_text_features, load_text_features, save_text_features
 from hgrec.graph.build import build_cograph_with_report
@@ -62,10 +63,11 @@ from hgrec.models.base import NewItems, Recommender
 from hgrec.models.hgnn import embed_items
 from hgrec.models.hgnn_knn import HGNNKNN
 from hgrec.models.known_items import KnownItemsOnly, link_file, link_tree
-from hgrec.pipeline.run import save_dataset_tables, save_item_embeddings, save_vectors
+from hgrec.pipeline.run_dir import save_dataset_tables
 from hgrec.recommenders.registry import load_model, model_classes
 from hgrec.serving.state import choose_model, load_state
 from hgrec.training.hgnn import build_model
+from hgrec.utils import layout
 from hgrec.utils.artifacts import (
     MANIFEST,
     STAGE_FILE,
@@ -75,6 +77,7 @@ from hgrec.utils.artifacts import (
     file_sha256,
 )
 from hgrec.utils.device import resolve_device
+from hgrec.utils.layout import RunLayout
 from hgrec.utils.seed import seed_everything, set_threads
 
 #: Split given to users who first appear in the recent interactions (served like any user).
@@ -233,18 +236,18 @@ def _check_out(out: Path, parent: Path) -> None:
 
 
 def _read_parent(parent: Path) -> _Parent:
-    data = parent / "data"
-    for f in ("items.parquet", "users.parquet", "interactions.parquet"):
-        if not (data / f).is_file():
-            raise FileNotFoundError(f"{data / f} does not exist; expected the run's data stage")
-    models = parent / "models.json"
+    runs = RunLayout(parent)
+    for f in layout.TABLES:
+        if not runs.table(f).is_file():
+            raise FileNotFoundError(f"{runs.table(f)} does not exist; expected the run's data stage")
+    models = runs.models
     if not models.is_file():
         raise FileNotFoundError(f"{models} does not exist; expected a run written by hgrec run")
-    items = pd.read_parquet(data / "items.parquet")
-    inter = pd.read_parquet(data / "interactions.parquet")
+    items = pd.read_parquet(runs.table(layout.ITEMS))
+    inter = pd.read_parquet(runs.table(layout.INTERACTIONS))
     events = tuple(sorted(inter[EVENT].astype(str).unique())) if EVENT in inter.columns else ("stream",)
     return _Parent(
-        path=parent, items=items, users=pd.read_parquet(data / "users.parquet"),
+        path=parent, items=items, users=pd.read_parquet(runs.table(layout.USERS)),
         interactions=inter, catalog=Catalog.from_items(items), event_names=events,
         models=json.loads(models.read_text()),
     )
@@ -376,6 +379,7 @@ class _Writer:
                  merged: _Merged, dataset: Dataset, config: Config, progress: bool,
                  clock: PhaseClock) -> None:
         self.run_dir, self.parent, self.base = run_dir, parent, base
+        self.parent_layout = RunLayout(parent)
         self.catalog, self.merged, self.dataset = catalog, merged, dataset
         self.config, self.progress, self.clock = config, progress, clock
         self.key = config_hash({"parent": run_dir.manifest["parent"]["manifest_sha256"],
@@ -386,12 +390,12 @@ class _Writer:
 
     def write(self, recent_users: np.ndarray, n_recent: int) -> dict[str, Any]:
         m, clock, out = self.merged, self.clock, self.run_dir.path
-        with clock("write"), self.stage("data") as tmp:
+        with clock("write"), self.stage(layout.DATA) as tmp:
             save_dataset_tables(self.dataset, tmp)
         with clock("text"):
             text = self.text()
         hgnn, graph_report = None, {}
-        if (self.parent / "hgnn" / "model.pt").is_file() and (self.parent / "graph").is_dir():
+        if self.parent_layout.hgnn_weights().is_file() and self.parent_layout.graph.is_dir():
             with clock("hgnn"):
                 graph, graph_report = self.graph(recent_users)
                 hgnn = self.hgnn(graph, text)
@@ -399,7 +403,7 @@ class _Writer:
         with clock("towers"):
             handling = self.models(new)
         with clock("write"):
-            atomic_write_json(out / "models.json", self.base.models)
+            atomic_write_json(RunLayout(out).models, self.base.models)
         with clock("index"):
             self.vectors_and_index()
         report = {
@@ -412,7 +416,7 @@ class _Writer:
             "seconds": {p: round(clock.seconds.get(p, 0.0), 3) for p in PHASES},
         }
         with clock("write"):
-            atomic_write_json(out / "add_items.json", report)
+            atomic_write_json(out / layout.ADD_ITEMS, report)
             report["seconds"]["write"] = round(clock.seconds["write"], 3)
             self.run_dir.manifest["extra"]["add_items"] = report
             self.run_dir.record_stage_seconds(clock.seconds)
@@ -422,7 +426,7 @@ class _Writer:
     # ------------------------------------------------------------------ stages
     def text(self) -> np.ndarray:
         """(n_items, d) text embeddings: the parent's rows, the changed rows embedded now."""
-        parent_feats = load_text_features(self.parent / "features" / "text.parquet", self.base.catalog)
+        parent_feats = load_text_features(self.parent_layout.text_features, self.base.catalog)
         changed = Catalog.from_items(self.catalog.items.iloc[self.merged.changed])
         feats = item_text_features(changed, self.config.features, self.progress)
         if feats.model != parent_feats.model:
@@ -434,15 +438,15 @@ class _Writer:
         emb = np.zeros((self.catalog.n_items, parent_feats.dim), dtype=np.float32)
         emb[: self.merged.n_before] = parent_feats.embeddings
         emb[self.merged.changed] = feats.embeddings
-        with self.stage("features") as tmp:
+        with self.stage(layout.FEATURES) as tmp:
             whole = replace(parent_feats, embeddings=emb, n_empty=int((~emb.any(axis=1)).sum()))
-            save_text_features(tmp / "text.parquet", self.catalog, whole)
+            save_text_features(tmp / layout.TEXT, self.catalog, whole)
         return emb
 
     def graph(self, recent_users: np.ndarray) -> tuple[CoGraph, dict[str, Any]]:
         """The parent's graph plus the edges of the recent users' interactions (their stored
         and recent ones) that touch a changed item, built by the run's graph settings."""
-        old = read_graph(self.parent / "graph", self.base.catalog)
+        old = read_graph(self.parent_layout.graph, self.base.catalog)
         parts = [(r.src, r.dst, r.count) for r in old.relations.values()]
         n_new_edges = 0
         if len(recent_users):
@@ -462,7 +466,7 @@ class _Writer:
                         split_relations(src, dst, count, c.item_type, c.type_names))
         report = {"parent_edges": sum(r.n_edges for r in old.relations.values()),
                   "new_item_edges": n_new_edges, "edges": int(len(src))}
-        with self.stage("graph") as tmp:
+        with self.stage(layout.GRAPH) as tmp:
             write_graph(graph, tmp, c, {"add_items": report})
         return graph, report
 
@@ -472,18 +476,19 @@ class _Writer:
         vector in every model)."""
         cfg = _hgnn_config(self.parent, self.config)
         model = build_model(graph, text.shape[1], cfg, self.config.runtime.seed)
-        model.load_state_dict(torch.load(self.parent / "hgnn" / "model.pt"))
+        model.load_state_dict(torch.load(self.parent_layout.hgnn_weights()))
         full = embed_items(model, graph, text, cfg.inference_batch_edges,
                            device=resolve_device(self.config.runtime.device))
         emb = np.zeros_like(full)
-        emb[: self.merged.n_before] = load_text_features(
-            self.parent / "hgnn" / "embeddings.parquet", self.base.catalog).embeddings
+        emb[: self.merged.n_before] = read_item_vectors(
+            self.parent_layout.embeddings(), self.base.catalog)[0]
         emb[self.merged.changed] = full[self.merged.changed]
-        with self.stage("hgnn") as tmp:
-            _link_stage(self.parent / "hgnn", tmp, skip=("embeddings.parquet", "hgnn-knn"))
-            save_item_embeddings(tmp / "embeddings.parquet", self.catalog, emb)
-            if (self.parent / "hgnn" / "hgnn-knn").is_dir():
-                HGNNKNN(embeddings=emb).save(tmp / "hgnn-knn")
+        parent_hgnn = self.parent_layout.stage(layout.HGNN)
+        with self.stage(layout.HGNN) as tmp:
+            _link_stage(parent_hgnn, tmp, skip=(layout.EMBEDDINGS, layout.HGNN_KNN))
+            write_vectors(tmp / layout.EMBEDDINGS, self.catalog.item_ids, emb, {"kind": "hgnn"})
+            if (parent_hgnn / layout.HGNN_KNN).is_dir():
+                HGNNKNN(embeddings=emb).save(tmp / layout.HGNN_KNN)
         return emb
 
     def models(self, new: NewItems) -> dict[str, str]:
@@ -495,7 +500,7 @@ class _Writer:
             by_stage.setdefault(stage, []).append((name, inner))
         handling: dict[str, str] = {}
         for stage, entries in by_stage.items():  # loop over stage folders
-            if stage == "hgnn":  # written with the embeddings
+            if stage == layout.HGNN:  # written with the embeddings
                 handling.update({n: "embedded: frozen HGNN embeddings of the new items"
                                  for n, _ in entries})
                 continue
@@ -503,7 +508,7 @@ class _Writer:
                 _link_stage(self.parent / stage, tmp, skip=tuple(i for _, i in entries))
                 for name, inner in entries:  # the stage's models (one, or the baselines)
                     folder = self.parent / stage / inner
-                    meta = json.loads((folder / "params.json").read_text())
+                    meta = json.loads((folder / layout.PARAMS).read_text())
                     cls = classes.get(meta.get("name"))
                     if cls is not None and cls.embeds_new_items:
                         model: Recommender = load_model(folder).with_new_items(new)
@@ -521,12 +526,13 @@ class _Writer:
         name, folder = choose_model(out, None)
         model = load_model(folder)
         if callable(getattr(model, "item_vectors", None)) and callable(getattr(model, "user_vectors", None)):
-            with self.stage("vectors") as tmp:
-                meta = {"model": name}
-                save_vectors(tmp / "items.parquet", self.catalog.item_ids,
-                             model.item_vectors(), meta)  # type: ignore[attr-defined]
-                save_vectors(tmp / "users.parquet", self.dataset.user_ids,
-                             model.user_vectors(self.dataset.histories()), meta)  # type: ignore[attr-defined]
+            with self.stage(layout.VECTORS) as tmp:
+                write_vectors(tmp / layout.ITEM_VECTORS, self.catalog.item_ids,
+                              model.item_vectors(),  # type: ignore[attr-defined]
+                              {"kind": "items", "model": name})
+                write_vectors(tmp / layout.USER_VECTORS, self.dataset.user_ids,
+                              model.user_vectors(self.dataset.histories()),  # type: ignore[attr-defined]
+                              {"kind": "users", "model": name})
         load_state(out, require_complete=False, progress=self.progress)
 
 

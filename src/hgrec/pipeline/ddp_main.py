@@ -45,24 +45,22 @@ import torch
 
 from hgrec.config import Config
 from hgrec.data.dataset import Dataset
+from hgrec.data.vectors import read_item_vectors, write_vectors
 from hgrec.datasets import load_dataset
 from hgrec.evaluation.tuning import valid_score
 from hgrec.features.text import item_text_features, load_text_features
 from hgrec.graph.build import build_cograph
-from hgrec.graph.io import read_graph
+from hgrec.graph.io import SUMMARY_FILE, read_graph
 from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender
 from hgrec.models.hgnn import embed_items
-from hgrec.pipeline.run import (
-    build_eval_queries,
-    load_item_embeddings,
-    make_train_set,
-    save_item_embeddings,
-)
+from hgrec.pipeline.inputs import build_eval_queries, make_train_set
 from hgrec.recommenders.two_tower import TwoTowerRecommender
 from hgrec.training.hgnn import build_model, train_hgnn
+from hgrec.utils import layout
 from hgrec.utils.artifacts import atomic_torch_save, atomic_write_json
 from hgrec.utils.distributed import DistInfo, barrier, cleanup, init_distributed
+from hgrec.utils.layout import RunLayout
 from hgrec.utils.seed import seed_everything, set_threads
 
 STAGES = ("2t", "hgnn", "2t-hgnn", "hgnn-embed")
@@ -88,7 +86,7 @@ def load_item_text(config: Config, dataset: Dataset, out: Path, info: DistInfo) 
     Rank 0 embeds what the cache lacks first; the others wait at a barrier and then find
     every text cached, so the text model runs once.
     """
-    run_features = out / "features" / "text.parquet"
+    run_features = RunLayout(out).text_features
     if run_features.exists():
         return load_text_features(run_features, dataset.catalog).embeddings
     progress = config.runtime.progress and info.is_main
@@ -131,10 +129,10 @@ def _train_two_tower(
     """The 2T (or 2T-HGNN on ``OUT/hgnn``) under DDP; rank 0 writes ``OUT/<stage>/``."""
     hgnn_emb = None
     if args.stage == "2t-hgnn":
-        path = args.out / "hgnn" / "embeddings.parquet"
+        path = RunLayout(args.out).embeddings()
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run --stage hgnn first")
-        hgnn_emb = load_item_embeddings(path, dataset)
+        hgnn_emb = read_item_vectors(path, dataset.catalog)[0]
     train = make_train_set(dataset, item_text, config.runtime.seed)
     popularity = dataset.item_popularity()
     valid = {p: q for (p, s), q in build_eval_queries(dataset, config).items() if s == "valid"}
@@ -150,18 +148,19 @@ def _train_two_tower(
     )
     model.fit(train, validate=None if args.no_validate else validate)
     if info.is_main:
-        folder = args.out / args.stage
-        _write_folder_atomically(folder / "model", model.save)
-        atomic_write_json(folder / "training.json", model.report_)
+        runs = RunLayout(args.out)
+        _write_folder_atomically(runs.model(args.stage), model.save)
+        atomic_write_json(runs.stage(args.stage) / layout.TRAINING, model.report_)
         print(f"[hgrec] ddp: world_size {info.world_size}, best epoch "
-              f"{model.report_['best_epoch']}, saved {folder / 'model'}", flush=True)
+              f"{model.report_['best_epoch']}, saved {runs.model(args.stage)}", flush=True)
 
 
 def _graph(config: Config, dataset: Dataset, out: Path) -> CoGraph:
     """``OUT/graph`` when there (a pipeline run, or the Spark engine's output), else built
     from the config (deterministic, so every rank builds the same graph)."""
-    if (out / "graph" / "summary.json").is_file():
-        return read_graph(out / "graph", dataset.catalog)
+    graph = RunLayout(out).graph
+    if (graph / SUMMARY_FILE).is_file():
+        return read_graph(graph, dataset.catalog)
     return build_cograph(dataset, config.graph, progress=False)
 
 
@@ -169,7 +168,7 @@ def _embed_hgnn(
     config: Config, dataset: Dataset, item_text: np.ndarray, out: Path, info: DistInfo
 ) -> None:
     """Frozen ``OUT/hgnn/model.pt`` over the current graph; rank 0 rewrites the embeddings."""
-    weights = out / "hgnn" / "model.pt"
+    weights = RunLayout(out).hgnn_weights()
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing: run --stage hgnn first")
     graph = _graph(config, dataset, out)
@@ -177,7 +176,7 @@ def _embed_hgnn(
     model.load_state_dict(torch.load(weights))
     emb = embed_items(model, graph, item_text, config.hgnn.inference_batch_edges, info)
     if info.is_main:
-        save_item_embeddings(out / "hgnn" / "embeddings.parquet", dataset.catalog, emb)
+        write_vectors(RunLayout(out).embeddings(), dataset.catalog.item_ids, emb, {"kind": "hgnn"})
         print(f"[hgrec] ddp: world_size {info.world_size}, embedded {len(emb):,} items with "
               f"{weights}", flush=True)
 
@@ -189,20 +188,21 @@ def _train_hgnn(
     graph = _graph(config, dataset, out)
     result = train_hgnn(
         graph, item_text, config.hgnn, seed=config.runtime.seed,
-        checkpoint_dir=out / "checkpoints" / "hgnn-ddp",
+        checkpoint_dir=RunLayout(out).checkpoint("hgnn-ddp"),
         progress=config.runtime.progress, dist_info=info, device=config.runtime.device,
     )  # fmt: skip
     if info.is_main:
-        folder = out / "hgnn"
+        folder = RunLayout(out).stage(layout.HGNN)
 
         def write(tmp: Path) -> None:
             tmp.mkdir(parents=True)
-            save_item_embeddings(tmp / "embeddings.parquet", dataset.catalog, result.embeddings)
-            atomic_torch_save(tmp / "model.pt", result.model.state_dict())
+            write_vectors(tmp / layout.EMBEDDINGS, dataset.catalog.item_ids, result.embeddings,
+                          {"kind": "hgnn"})
+            atomic_torch_save(tmp / layout.HGNN_WEIGHTS, result.model.state_dict())
             history = {"best_epoch": result.best_epoch, "epochs": result.history,
                        "untrained": result.untrained, "mode": result.mode,
                        "loss_name": config.hgnn.loss, "world_size": info.world_size}
-            atomic_write_json(tmp / "history.json", history)
+            atomic_write_json(tmp / layout.HISTORY, history)
 
         _write_folder_atomically(folder, write)
         print(f"[hgrec] ddp: world_size {info.world_size}, best epoch {result.best_epoch}, "

@@ -34,31 +34,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from hgrec.config import Config, ExperimentsConfig, HGNNConfig
-from hgrec.data.dataset import Catalog, Dataset
+from hgrec.data.dataset import Dataset
+from hgrec.data.vectors import read_item_vectors, write_vectors
 from hgrec.datasets import check_inputs, load_dataset
-from hgrec.errors import UserError
 from hgrec.evaluation.evaluate import evaluate_all
 from hgrec.evaluation.new_items import (
     evaluate_new_items,
     held_out_table,
     hold_out_items,
     new_item_queries,
-    render_new_items,
     without_items,
 )
 from hgrec.evaluation.protocols import Queries, build_queries
 from hgrec.evaluation.report import (
-    learning_curve_file,
     plot_learning_curve,
     plot_tiers,
-    render_learning_curve,
-    render_report,
     write_metrics,
 )
 from hgrec.evaluation.tuning import tune, valid_score
@@ -72,18 +65,26 @@ from hgrec.graph.types import CoGraph
 from hgrec.models.base import Recommender, TrainSet
 from hgrec.models.hgnn import embed_items
 from hgrec.models.hgnn_knn import HGNNKNN
-from hgrec.pipeline.experiments import ABLATIONS, ablation_setup, render_ablations
+from hgrec.pipeline.experiments import ABLATIONS, ablation_setup
+from hgrec.pipeline.inputs import build_eval_queries, make_train_set
+from hgrec.pipeline.report import print_load_report, render_full_report
+from hgrec.pipeline.run_dir import (
+    check_out,
+    input_paths,
+    read_hgnn_history,
+    reused_hgnn_config,
+    save_dataset_tables,
+)
 from hgrec.recommenders.hgnn_w_users import HGNNWithUsers
 from hgrec.recommenders.registry import BASELINES, baseline_grid, load_model
 from hgrec.recommenders.two_tower import TwoTowerRecommender
 from hgrec.sampling.neighbors import DRAWS_VERSION
 from hgrec.serving.state import choose_model, load_state
 from hgrec.training.hgnn import build_model, train_hgnn
+from hgrec.utils import layout
 from hgrec.utils.artifacts import (
-    MANIFEST,
     RunDir,
     atomic_torch_save,
-    atomic_write,
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
@@ -91,6 +92,7 @@ from hgrec.utils.artifacts import (
     file_sha256,
 )
 from hgrec.utils.device import resolve_device
+from hgrec.utils.layout import RunLayout
 from hgrec.utils.seed import seed_everything, set_threads
 
 
@@ -153,7 +155,7 @@ class Pipeline:
         self.progress = config.runtime.progress
         self.reuse_hgnn = reuse_hgnn
         if reuse_hgnn is not None:
-            _reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
+            reused_hgnn_config(reuse_hgnn)  # fail before any stage runs
 
         device = resolve_device(config.runtime.device)  # cuda without a GPU: fail first
         check_out(out, fresh)
@@ -166,11 +168,12 @@ class Pipeline:
         set_threads(config.runtime.threads)
         self.clock = StageClock()
         self.run_dir = RunDir(out)
+        self.layout = RunLayout(out)
         if fresh:
             self.run_dir.clear()
         self.run_dir.start(
             config.model_dump(mode="json"),
-            inputs=_input_paths(config),
+            inputs=input_paths(config),
             extra={"reuse_hgnn": None if reuse_hgnn is None else str(reuse_hgnn),
                    **({} if held_out is None else held_out.manifest())},
         )
@@ -200,14 +203,12 @@ class Pipeline:
         if cfg.hgnn.enabled:
             self.graph_stage()
             hgnn_emb = self.hgnn("hgnn", self.graph, cfg.hgnn)
-            self.models["hgnn-knn"] = _load(self.run_dir.path / "hgnn" / "hgnn-knn")
+            self.models["hgnn-knn"] = load_model(self.layout.stage(layout.HGNN) / layout.HGNN_KNN)
         if cfg.two_tower.enabled:
             self.models["2t"] = self.two_tower("2t", None, None)
             if hgnn_emb is not None:
                 self.models["2t-hgnn"] = self.two_tower("2t-hgnn", hgnn_emb, "hgnn")
-        atomic_write_json(
-            self.run_dir.path / "models.json", {n: _model_folder(n) for n in self.models}
-        )
+        atomic_write_json(self.layout.models, {n: layout.model_folder(n) for n in self.models})
         with self.clock("evaluate"):
             metrics = evaluate_all(
                 self.models, self.queries, self.dataset.catalog, self.popularity, cfg.eval,
@@ -221,14 +222,14 @@ class Pipeline:
             metrics["new_items"] = self.new_items()
         self.run_dir.record_stage_seconds(self.clock.seconds)
         metrics["stage_seconds"] = {k: round(v, 1) for k, v in self.clock.seconds.items()}
-        training = read_hgnn_history(self.run_dir.path / "hgnn") if cfg.hgnn.enabled else None
+        training = read_hgnn_history(self.layout.hgnn_history()) if cfg.hgnn.enabled else None
         if training is not None:
             metrics["hgnn_training"] = training
-        write_metrics(self.run_dir.path, metrics)
+        write_metrics(self.layout.metrics, metrics)
         report = render_full_report(metrics)
-        atomic_write_text(self.run_dir.path / "report.md", report)
-        plot_tiers(metrics, self.run_dir.path / "tiers.png")
-        curve = self.run_dir.path / learning_curve_file("hgnn")
+        atomic_write_text(self.layout.report, report)
+        plot_tiers(metrics, self.layout.tiers_plot)
+        curve = self.layout.stage(layout.learning_curve(layout.HGNN))
         if training is None or plot_learning_curve(training, curve, stage="hgnn") is None:
             curve.unlink(missing_ok=True)  # no stale curve of an earlier run in this folder
         self.run_dir.finish()
@@ -245,7 +246,7 @@ class Pipeline:
             # Settings that name things in the data: checked now, not when their stage runs.
             if self.config.hgnn.enabled:
                 check_events(self.config.graph, self.dataset.event_names)
-        _print_load_report(self.dataset)
+        print_load_report(self.dataset)
         self.data_key = config_hash(
             {"data": self.config.data.model_dump(mode="json"),
              "inputs": self.run_dir.input_hashes, "seed": self.seed,
@@ -261,11 +262,11 @@ class Pipeline:
             if not self.run_dir.is_done("features", key):
                 with self.run_dir.stage("features", key) as tmp:
                     f = item_text_features(self.dataset.catalog, self.config.features, self.progress)
-                    save_text_features(tmp / "text.parquet", self.dataset.catalog, f)
+                    save_text_features(tmp / layout.TEXT, self.dataset.catalog, f)
                     print(f"[hgrec] text: {f.n_embedded:,} embedded, {f.n_cached:,} cached, "
                           f"{f.n_empty:,} empty (zero vector)")
-            path = self.run_dir.path / "features" / "text.parquet"
-            self.item_text = load_text_features(path, self.dataset.catalog).embeddings
+            self.item_text = load_text_features(self.layout.text_features,
+                                                self.dataset.catalog).embeddings
         self.text_hash = self.run_dir.output_hash("features")
 
     def baselines(self) -> None:
@@ -282,7 +283,7 @@ class Pipeline:
                 with self.run_dir.stage("baselines", key) as tmp:
                     _fit_baselines(cfg, self.train, self.valid, self.dataset, self.popularity, tmp)
             for name in cfg.baselines.enabled:
-                self.models[name] = _load(self.run_dir.path / "baselines" / name)
+                self.models[name] = load_model(self.layout.baseline(name))
 
     def hgnn_w_users(self) -> Recommender:
         """P1's HGNN-w-users baseline: its own stage, as it trains an HGNN."""
@@ -293,8 +294,8 @@ class Pipeline:
             if not self.run_dir.is_done("hgnn-w-users", key):
                 with self.run_dir.stage("hgnn-w-users", key) as tmp:
                     model = HGNNWithUsers(hgnn_params=params or None, progress=self.progress)
-                    model.fit(self.train).save(tmp / "model")
-            return _load(self.run_dir.path / "hgnn-w-users" / "model")
+                    model.fit(self.train).save(tmp / layout.MODEL)
+            return load_model(self.layout.model("hgnn-w-users"))
 
     def graph_stage(self) -> None:
         key = config_hash({"data": self.data_key, "graph": self.config.graph.model_dump(mode="json")})
@@ -305,9 +306,9 @@ class Pipeline:
                         self.dataset, self.config.graph, progress=self.progress
                     )
                     write_graph(graph, tmp, self.dataset.catalog, report.to_dict())
-            summary = read_manifest(self.run_dir.path / "graph")
+            summary = read_manifest(self.layout.graph)
             print(format_summary(summary.get("summary", summary)))
-            self.graph = read_graph(self.run_dir.path / "graph", self.dataset.catalog)
+            self.graph = read_graph(self.layout.graph, self.dataset.catalog)
 
     def hgnn(self, stage: str, graph: CoGraph, hgnn_cfg: HGNNConfig) -> np.ndarray:
         """Train the HGNN on ``graph`` (or reuse frozen weights) and save its embeddings.
@@ -316,13 +317,14 @@ class Pipeline:
         """
         reuse = self.reuse_hgnn if stage == "hgnn" else None
         if reuse is not None:  # a clear error for a bad --reuse-hgnn before anything runs
-            hgnn_cfg = _reused_hgnn_config(reuse)
+            hgnn_cfg = reused_hgnn_config(reuse)
         key = config_hash(
             {"graph": self.run_dir.output_hash("graph"), "text": self.text_hash, "seed": self.seed,
              "hgnn": hgnn_cfg.model_dump(mode="json"), "stage": stage,
              "relations": {n: r.n_edges for n, r in graph.relations.items()},
              # the reused weights, not its training log (which holds wall times)
-             "reuse": None if reuse is None else RunDir(reuse).output_hash("hgnn", ("model.pt",)),
+             "reuse": None if reuse is None
+             else RunDir(reuse).output_hash(layout.HGNN, (layout.HGNN_WEIGHTS,)),
              "draws": DRAWS_VERSION}
         )
         with self.clock(stage):
@@ -331,13 +333,13 @@ class Pipeline:
                     history: dict[str, Any]
                     if reuse is not None:
                         model = build_model(graph, self.item_text.shape[1], hgnn_cfg, self.seed)
-                        model.load_state_dict(torch.load(reuse / "hgnn" / "model.pt"))
+                        model.load_state_dict(torch.load(RunLayout(reuse).hgnn_weights()))
                         model.eval()
                         emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference_batch_edges,
                                           device=resolve_device(self.config.runtime.device))
                         history = {"reused_from": str(reuse)}
                     else:
-                        ckpt = self.run_dir.path / "checkpoints" / f"{stage}-{key[:12]}"
+                        ckpt = self.layout.checkpoint(f"{stage}-{key[:12]}")
                         result = train_hgnn(graph, self.item_text, hgnn_cfg, seed=self.seed,
                                             checkpoint_dir=ckpt, progress=self.progress,
                                             device=self.config.runtime.device)
@@ -345,11 +347,12 @@ class Pipeline:
                         history = {"best_epoch": result.best_epoch, "epochs": result.history,
                                    "untrained": result.untrained, "mode": result.mode,
                                    "loss_name": hgnn_cfg.loss}
-                    save_item_embeddings(tmp / "embeddings.parquet", self.dataset.catalog, emb)
-                    atomic_torch_save(tmp / "model.pt", model.state_dict())
-                    atomic_write_json(tmp / "history.json", history)
-                    HGNNKNN(embeddings=emb).fit(self.train).save(tmp / "hgnn-knn")
-            return load_item_embeddings(self.run_dir.path / stage / "embeddings.parquet", self.dataset)
+                    write_vectors(tmp / layout.EMBEDDINGS, self.dataset.catalog.item_ids, emb,
+                                  {"kind": "hgnn"})
+                    atomic_torch_save(tmp / layout.HGNN_WEIGHTS, model.state_dict())
+                    atomic_write_json(tmp / layout.HISTORY, history)
+                    HGNNKNN(embeddings=emb).fit(self.train).save(tmp / layout.HGNN_KNN)
+            return read_item_vectors(self.layout.embeddings(stage), self.dataset.catalog)[0]
 
     def two_tower(self, stage: str, hgnn_emb: np.ndarray | None, hgnn_stage: str | None) -> Recommender:
         """Train 2T (no HGNN features) or 2T-HGNN, early-stopped on valid users' mean HR@10."""
@@ -358,7 +361,7 @@ class Pipeline:
             {"data": self.data_key, "text": self.text_hash, "seed": self.seed,
              # what the 2T reads of the HGNN stage: its embeddings (history.json holds timings)
              "hgnn": None if hgnn_stage is None
-             else self.run_dir.output_hash(hgnn_stage, ("embeddings.parquet",)),
+             else self.run_dir.output_hash(hgnn_stage, (layout.EMBEDDINGS,)),
              "two_tower": cfg.two_tower.model_dump(mode="json")}
         )
 
@@ -373,9 +376,9 @@ class Pipeline:
                         device=cfg.runtime.device,
                     )
                     model.fit(self.train, validate=validate)
-                    model.save(tmp / "model")
-                    atomic_write_json(tmp / "training.json", getattr(model, "report_", {}))
-            return _load(self.run_dir.path / stage / "model")
+                    model.save(tmp / layout.MODEL)
+                    atomic_write_json(tmp / layout.TRAINING, getattr(model, "report_", {}))
+            return load_model(self.layout.model(stage))
 
     def vectors_and_index(self) -> None:
         """The served model's item and user vectors as Parquet, and its nearest-neighbour index.
@@ -389,16 +392,17 @@ class Pipeline:
         if not (hasattr(model, "item_vectors") and hasattr(model, "user_vectors")):
             return
         key = config_hash(
-            {"model": name, "state": file_sha256(folder / "state.npz"), "data": self.data_key}
+            {"model": name, "state": file_sha256(folder / layout.STATE), "data": self.data_key}
         )
         with self.clock("vectors + index"):
             if not self.run_dir.is_done("vectors", key):
                 with self.run_dir.stage("vectors", key) as tmp:
                     users = np.arange(self.dataset.n_users)
-                    save_vectors(tmp / "items.parquet", self.dataset.catalog.item_ids,
-                                 model.item_vectors(), {"model": name})
-                    save_vectors(tmp / "users.parquet", self.dataset.user_ids,
-                                 model.user_vectors(self.dataset.histories(users)), {"model": name})
+                    write_vectors(tmp / layout.ITEM_VECTORS, self.dataset.catalog.item_ids,
+                                  model.item_vectors(), {"kind": "items", "model": name})
+                    write_vectors(tmp / layout.USER_VECTORS, self.dataset.user_ids,
+                                  model.user_vectors(self.dataset.histories(users)),
+                                  {"kind": "users", "model": name})
             state = load_state(self.run_dir.path, require_complete=False, progress=self.progress)
             print(f"[hgrec] index for {name}: {json.dumps(state.report.get('index', {}), default=str)[:300]}")
 
@@ -449,13 +453,13 @@ class Pipeline:
         held = HeldOut(dataset=reduced, items=items, counts=counts, parent=self.run_dir.path, how=how)
         print(f"[hgrec] new items: {counts['new_items']:,} {self.dataset.target_type} items held "
               f"out ({how}); {counts['train_interactions_removed']:,} training interactions "
-              f"removed; retraining every model in {self.run_dir.path / NEW_ITEMS_DIR}")
+              f"removed; retraining every model in {self.layout.new_items}")
         child_cfg = cfg.model_copy(update={
             "eval": cfg.eval.model_copy(update={"protocols": cfg.eval.query_protocols}),
             "experiments": ExperimentsConfig(),
         })
         with self.clock("new items (retrain + evaluate)"):
-            child = Pipeline(child_cfg, self.run_dir.path / NEW_ITEMS_DIR, False, None, held)
+            child = Pipeline(child_cfg, self.layout.new_items, False, None, held)
             result: dict[str, Any] = child.run()["new_items"]
         return result
 
@@ -463,8 +467,7 @@ class Pipeline:
         """The new-item metrics of this run's models (this run is the held-out one)."""
         held = self.held_out
         assert held is not None
-        atomic_write_parquet(self.run_dir.path / "held_out_items.parquet",
-                             held_out_table(self.dataset.catalog, held.items))
+        atomic_write_parquet(self.layout.held_out, held_out_table(self.dataset.catalog, held.items))
         queries = {
             (p, s): new_item_queries(self.dataset, s, p, held.items)
             for p in self.config.eval.query_protocols for s in ("valid", "test")
@@ -478,11 +481,6 @@ class Pipeline:
             counts={**held.counts, "target_items": len(self.dataset.catalog.items_of_type(t))},
         )
         return out
-
-
-#: Sub-folder of a run holding the new-item protocol's run (every model trained without the
-#: held-out items).
-NEW_ITEMS_DIR = "new-items"
 
 
 @dataclass(frozen=True)
@@ -514,111 +512,6 @@ class HeldOut:
 
 
 # ---------------------------------------------------------------------- helpers
-def check_out(out: Path, fresh: bool) -> None:
-    """Refuse a run folder that cannot be one, before anything is written or deleted.
-
-    Raises:
-        UserError: ``out`` (or a parent) is a file; ``out`` has an unreadable manifest; or
-            ``fresh`` would delete a non-empty folder that is not a run.
-    """
-    expected = "expected a new folder or a run folder written by hgrec run"
-    for parent in (out, *out.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                what = "names an existing file" if parent == out else f"is inside the file {parent}"
-                raise UserError(f"--out {out}: {what}; {expected}")
-            break
-    if not out.is_dir():
-        return
-    manifest = out / MANIFEST
-    if manifest.exists():
-        try:
-            RunDir(out).read_manifest()
-        except (ValueError, OSError) as e:
-            raise UserError(f"--out {out}: {e}") from None
-    elif fresh and any(out.iterdir()):
-        raise UserError(
-            f"--out {out}: --fresh would delete a non-empty folder that is not a run "
-            f"(no {MANIFEST}); {expected}, or an empty one"
-        )
-
-
-def _input_paths(config: Config) -> dict[str, Path]:
-    d = config.data
-    paths: dict[str, Path] = {}
-    if d.adapter == "canonical":
-        for key in ("items", "interactions", "users"):
-            p = getattr(d, key)
-            if p is not None:
-                paths[key] = Path(p)
-    elif d.path is not None:
-        root = Path(d.path)
-        if root.is_dir():
-            paths.update({f.name: f for f in sorted(root.iterdir()) if f.is_file()})
-    return paths
-
-
-def save_dataset_tables(dataset: Dataset, folder: Path) -> None:
-    """The catalogue, users and interactions (with string ids) a served run needs."""
-    atomic_write_parquet(folder / "items.parquet", dataset.catalog.items)
-    atomic_write_parquet(folder / "users.parquet", dataset.users)
-    inter = dataset.interactions
-    atomic_write_parquet(
-        folder / "interactions.parquet",
-        pd.DataFrame(
-            {
-                "user_id": dataset.user_ids[inter["user"].to_numpy()],
-                "item_id": dataset.catalog.item_ids[inter["item"].to_numpy()],
-                "order": inter["order"].to_numpy(),
-                "event": inter["event"].astype(str).to_numpy(),
-                "weight": inter["weight"].to_numpy(),
-            }
-        ),
-    )
-
-
-def build_eval_queries(dataset: Dataset, config: Config) -> dict[tuple[str, str], Queries]:
-    """Queries for every (protocol, split) of the config; the valid ones drive tuning."""
-    return {
-        (protocol, split): build_queries(dataset, split, protocol, dataset.target_type)
-        for protocol in config.eval.query_protocols
-        for split in ("valid", "test")
-    }
-
-
-def make_train_set(dataset: Dataset, item_text: np.ndarray | None, seed: int) -> TrainSet:
-    train_users = dataset.users_in("train")
-    return TrainSet.build(
-        catalog=dataset.catalog,
-        histories=dataset.histories(train_users),
-        item_text=item_text,
-        event_names=dataset.event_names,
-        users=dataset.users.iloc[train_users].reset_index(drop=True),
-        seed=seed,
-    )
-
-
-def _model_folder(name: str) -> str:
-    """Where a model lives in the run directory, relative to its root."""
-    if name == "hgnn-knn":
-        return "hgnn/hgnn-knn"
-    if name in ("2t", "2t-hgnn", "hgnn-w-users"):
-        return f"{name}/model"
-    return f"baselines/{name}"
-
-
-def _reused_hgnn_config(run: Path) -> HGNNConfig:
-    """The HGNN settings a finished run trained with (its weights only fit those)."""
-    manifest = RunDir(run).read_manifest()
-    if manifest is None or manifest.get("status") != "complete" or not (run / "hgnn" / "model.pt").exists():
-        raise UserError(f"--reuse-hgnn {run}: not a complete run with an HGNN stage (hgnn/model.pt)")
-    return HGNNConfig.model_validate(manifest["config"]["hgnn"])
-
-
-def _load(folder: Path) -> Recommender:
-    return load_model(folder)
-
-
 def _fit_baselines(
     config: Config,
     train: TrainSet,
@@ -641,84 +534,6 @@ def _fit_baselines(
               f"{time.perf_counter() - t0:.1f}s")
         result.best_model.save(folder / name)
         trials[name] = {"best": result.best_params, "trials": result.trials}
-    atomic_write_json(folder / "tuning.json", trials)
+    atomic_write_json(folder / layout.TUNING, trials)
 
 
-def save_item_embeddings(path: Path, catalog: Catalog, emb: np.ndarray) -> None:
-    """Parquet: item_id, item_type, embedding (fixed-size float32 list), (n_items, d) ``emb``
-    in ``catalog`` order."""
-    c = catalog
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    table = pa.table(
-        {
-            "item_id": pa.array(c.item_ids.astype(str)),
-            "item_type": pa.array(np.asarray(c.type_names, dtype=object)[c.item_type].astype(str)),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), emb.shape[1]),
-        }
-    )
-    atomic_write(path, lambda f: pq.write_table(table, f))
-
-
-def save_vectors(path: Path, ids: np.ndarray, vectors: np.ndarray, meta: dict[str, str]) -> None:
-    """Parquet: id + ``vector`` (fixed-size float32 list), ``meta`` in the schema metadata."""
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    table = pa.table(
-        {"id": pa.array(np.asarray(ids).astype(str)),
-         "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])}
-    ).replace_schema_metadata({k: str(val) for k, val in meta.items()})
-    atomic_write(path, lambda f: pq.write_table(table, f))
-
-
-def load_item_embeddings(path: Path, dataset: Dataset) -> np.ndarray:
-    """(n_items, d) float32 in catalogue order; errors if ids do not match the catalogue."""
-    return load_text_features(path, dataset.catalog).embeddings
-
-
-def read_hgnn_history(folder: Path) -> dict[str, Any] | None:
-    """An HGNN stage's ``history.json`` when it records training epochs, else None (no file,
-    or a run that reused frozen weights: ``{"reused_from": ...}``)."""
-    path = folder / "history.json"
-    if not path.is_file():
-        return None
-    history = json.loads(path.read_text())
-    if not isinstance(history, dict) or not isinstance(history.get("epochs"), list):
-        return None
-    return history
-
-
-def render_full_report(metrics: dict[str, Any]) -> str:
-    """report.md: the main tables, then Table 4 and Table 1 of P1 when run, then the main
-    HGNN's learning curve (``metrics["hgnn_training"]``, its history.json), then stage times."""
-    parts = [render_report(metrics)]
-    if "established" in metrics:
-        est = metrics["established"]
-        parts.append(f"# Established type as target: {est['target_type']} (P1 Table 4)\n")
-        parts.append(render_report(est))
-    if "ablations" in metrics:
-        parts.append("# Ablations (P1 Table 1), test users\n")
-        parts.append(render_ablations(metrics["ablations"]["protocols"]))
-    if "new_items" in metrics:
-        parts.append(render_new_items(metrics["new_items"]))
-    if "hgnn_training" in metrics:
-        parts.append(render_learning_curve(metrics["hgnn_training"], "hgnn"))
-    seconds = metrics.get("stage_seconds", {})
-    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in seconds.items())
-    parts.append(
-        f"\n# Stage times\n\n| stage | seconds |\n|---|---:|\n{rows}\n"
-        f"| total | {sum(seconds.values()):.1f} |\n"
-    )
-    return "\n".join(parts)
-
-
-def _print_load_report(dataset: Dataset) -> None:
-    c = dataset.catalog
-    types = ", ".join(f"{t}: {int((c.item_type == i).sum()):,}" for i, t in enumerate(c.type_names))
-    splits = dataset.users["split"].value_counts().to_dict()
-    print(
-        f"[hgrec] {dataset.name}: {c.n_items:,} items ({types}); {dataset.n_users:,} users "
-        f"{splits}; {len(dataset.interactions):,} interactions; target type {dataset.target_type!r}"
-    )
-    for k, v in dataset.report.counts.items():
-        print(f"[hgrec]   {k}: {v:,}")
-    for note in dataset.report.notes:
-        print(f"[hgrec]   note: {note}")

@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 
 from hgrec.data.dataset import Catalog
+from hgrec.data.vectors import read_item_vectors
 from hgrec.errors import UserError
-from hgrec.features.text import load_text_features
 from hgrec.models.hgnn_knn import similar_items
+from hgrec.utils import layout
 from hgrec.utils.artifacts import RunDir
+from hgrec.utils.layout import RunLayout
 
 
 def load_run_catalog(run: Path) -> Catalog:
     """The catalogue a finished run was trained on (``<run>/data/items.parquet``)."""
-    path = run / "data" / "items.parquet"
+    path = RunLayout(run).table(layout.ITEMS)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; expected a run directory written by `hgrec run`")
     return Catalog.from_items(pd.read_parquet(path))
@@ -24,10 +26,10 @@ def load_run_catalog(run: Path) -> Catalog:
 
 def load_run_embeddings(run: Path, catalog: Catalog) -> np.ndarray:
     """(n_items, d) HGNN embeddings of a run, in catalogue order."""
-    path = run / "hgnn" / "embeddings.parquet"
+    path = RunLayout(run).embeddings()
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; the run has no HGNN stage (hgnn.enabled)")
-    return load_text_features(path, catalog).embeddings
+    return read_item_vectors(path, catalog)[0]
 
 
 def print_similar(run: Path, item_id: str, k: int = 10, item_type: str | None = None) -> None:

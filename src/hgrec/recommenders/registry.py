@@ -18,6 +18,7 @@ from hgrec.models.llm_knn import LLMKNN
 from hgrec.models.popularity import Popularity
 from hgrec.recommenders.hgnn_w_users import HGNNWithUsers
 from hgrec.recommenders.two_tower import TwoTowerRecommender
+from hgrec.utils.layout import PARAMS
 
 BASELINES: dict[str, type[Recommender]] = {
     "popularity": Popularity,
@@ -60,7 +61,7 @@ def load_model(path: str | Path) -> Recommender:
     Reads ``params.json``'s ``name`` and dispatches to that class's ``load``.
     """
     path = Path(path)
-    meta_file = path / "params.json"
+    meta_file = path / PARAMS
     if not meta_file.exists():
         raise FileNotFoundError(f"{meta_file} does not exist; expected a model saved with .save()")
     name = json.loads(meta_file.read_text()).get("name")

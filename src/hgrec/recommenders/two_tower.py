@@ -51,6 +51,7 @@ from hgrec.models.base import NewItems, Recommender, TrainSet
 from hgrec.models.towers import Tower, TwoTowers
 from hgrec.training.two_tower import train_two_tower
 from hgrec.utils.device import resolve_device
+from hgrec.utils.layout import PARAMS
 
 
 class TwoTowerRecommender(Recommender):
@@ -334,7 +335,7 @@ class TwoTowerRecommender(Recommender):
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TwoTowerRecommender:
         """Rebuild a saved "2t" or "2t-hgnn" model as the variant that was saved, on
         ``device`` (the state is CPU tensors, so any saved model loads on the CPU)."""
-        meta = json.loads((Path(path) / "params.json").read_text())
+        meta = json.loads((Path(path) / PARAMS).read_text())
         target = TwoTowerHGNNRecommender if meta.get("name") == "2t-hgnn" else TwoTowerRecommender
         model = super(TwoTowerRecommender, target).load(path)  # checks the name; on the CPU
         assert isinstance(model, TwoTowerRecommender)

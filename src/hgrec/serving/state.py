@@ -31,7 +31,7 @@ import pandas as pd
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
 from hgrec.data.schema import DEFAULT_EVENT, ITEM_ID, SPLIT, TITLE, USER_ID
-from hgrec.features.text import load_text_features
+from hgrec.data.vectors import read_item_vectors
 from hgrec.models.base import Recommender
 from hgrec.recommenders.registry import load_model
 from hgrec.serving.index import (
@@ -41,7 +41,9 @@ from hgrec.serving.index import (
     load_type_indexes,
     save_type_indexes,
 )
+from hgrec.utils import layout
 from hgrec.utils.artifacts import RunDir, file_sha256
+from hgrec.utils.layout import RunLayout
 
 #: Served model when ``--model`` is not given: the first of these present, else the first
 #: model folder in name order.
@@ -434,7 +436,7 @@ class ServingState:
 def _target_type(run_dir: Path, manifest: dict[str, Any], catalog: Catalog) -> str | None:
     """The run's new item type: the config's, else the one metrics.json evaluated."""
     target = ((manifest.get("config") or {}).get("data") or {}).get("target_type")
-    metrics = run_dir / "metrics.json"
+    metrics = RunLayout(run_dir).metrics
     if target is None and metrics.exists():
         target = json.loads(metrics.read_text()).get("target_type")
     return target if target in catalog.type_names else None
@@ -442,16 +444,15 @@ def _target_type(run_dir: Path, manifest: dict[str, Any], catalog: Catalog) -> s
 
 def model_folders(run_dir: Path) -> dict[str, Path]:
     """Model name -> folder: from ``models.json`` (written by ``hgrec run``), else ``models/*``."""
-    index = run_dir / "models.json"
-    if index.exists():
-        entries = json.loads(index.read_text())
+    runs = RunLayout(run_dir)
+    if runs.models.exists():
+        entries = json.loads(runs.models.read_text())
         return {
             name: run_dir / rel
             for name, rel in entries.items()
-            if (run_dir / rel / "params.json").exists()
+            if (run_dir / rel / layout.PARAMS).exists()
         }
-    models = run_dir / "models"
-    return {p.name: p for p in sorted(models.glob("*")) if (p / "params.json").exists()}
+    return {p.name: p for p in sorted(runs.models_dir.glob("*")) if (p / layout.PARAMS).exists()}
 
 
 def choose_model(run_dir: Path, name: str | None) -> tuple[str, Path]:
@@ -565,16 +566,16 @@ def load_state(
     run_dir = Path(run_dir).resolve()
     manifest = RunDir(run_dir).finished_manifest(require_complete)
     seed = int(manifest.get("seed") or 0)
-    data = run_dir / "data"
-    for f in ("items.parquet", "users.parquet", "interactions.parquet"):
-        if not (data / f).exists():
-            raise FileNotFoundError(f"{data / f} does not exist; expected the run's data stage")
-    catalog = Catalog.from_items(pd.read_parquet(data / "items.parquet"))
-    users_raw = pd.read_parquet(data / "users.parquet")
+    runs = RunLayout(run_dir)
+    for f in layout.TABLES:
+        if not runs.table(f).exists():
+            raise FileNotFoundError(f"{runs.table(f)} does not exist; expected the run's data stage")
+    catalog = Catalog.from_items(pd.read_parquet(runs.table(layout.ITEMS)))
+    users_raw = pd.read_parquet(runs.table(layout.USERS))
     users_raw[USER_ID] = users_raw[USER_ID].astype(str)
     users = users_raw.drop(columns=[c for c in (SPLIT, "user") if c in users_raw.columns])
     users = users.set_index(USER_ID, drop=True)
-    inter = pd.read_parquet(data / "interactions.parquet")
+    inter = pd.read_parquet(runs.table(layout.INTERACTIONS))
 
     served_name, model_dir = choose_model(run_dir, model_name)
     model = load_model(model_dir)
@@ -587,28 +588,29 @@ def load_state(
     model_vectors = None
     model_vectors = model_item_vectors(model)
     if model_vectors is not None:
-        expect = {"model": served_name, "state_sha256": file_sha256(model_dir / "state.npz"),
+        expect = {"model": served_name, "state_sha256": file_sha256(model_dir / layout.STATE),
                   **threshold_key}
         user_indexes, how = _indexes(
-            model_vectors, catalog, run_dir / "index" / served_name, expect,
+            model_vectors, catalog, runs.index(served_name), expect,
             exact_threshold, seed, progress,
         )
         report["index"]["user"] = {"how": how, "types": user_indexes.meta}
 
-    emb_file = run_dir / "hgnn" / "embeddings.parquet"
+    emb_file = runs.embeddings()
     item_vectors = None
     source = None
     if emb_file.exists():
-        item_vectors = load_text_features(emb_file, catalog).embeddings
+        item_vectors = read_item_vectors(emb_file, catalog)[0]
         source = "hgnn"
         expect = {"source": "hgnn", "sha256": file_sha256(emb_file), **threshold_key}
     elif model_vectors is not None:
         item_vectors, source = model_vectors, f"model:{served_name}"
-        expect = {"source": source, "state_sha256": file_sha256(model_dir / "state.npz"), **threshold_key}
+        expect = {"source": source, "state_sha256": file_sha256(model_dir / layout.STATE),
+                  **threshold_key}
     item_indexes = None
     if item_vectors is not None:
         item_indexes, how = _indexes(
-            item_vectors, catalog, run_dir / "index" / "similar", expect,
+            item_vectors, catalog, runs.index("similar"), expect,
             exact_threshold, seed, progress,
         )
         report["index"]["similar"] = {"how": how, "source": source, "types": item_indexes.meta}
