@@ -41,7 +41,7 @@ from _amazon_graph import amazon_graph  # noqa: E402
 
 from hgrec.config import HGNNConfig  # noqa: E402
 from hgrec.graph.types import CoGraph  # noqa: E402
-from hgrec.models.hgnn import HGNN, shared_hinge_loss  # noqa: E402
+from hgrec.models.hgnn_losses import shared_hinge_loss  # noqa: E402
 from hgrec.sampling import (  # noqa: E402
     MultiLinkSampler,
     NegativeSampler,
@@ -49,7 +49,7 @@ from hgrec.sampling import (  # noqa: E402
     build_computation_graph,
     graph_adjacency,
 )
-from hgrec.training.hgnn import split_validation, train_hgnn  # noqa: E402
+from hgrec.training.hgnn import build_model, split_validation, train_hgnn  # noqa: E402
 
 
 def sampler_on_off(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Namespace) -> None:
@@ -88,7 +88,7 @@ def pool_kernels(g: CoGraph, x: np.ndarray, cfg: HGNNConfig, repeats: int) -> No
     times = {}
     for impl in ("pyg", "scatter", "dense"):
         torch.manual_seed(0)
-        model = HGNN(x.shape[1], sorted(g.relations), hidden_dim=cfg.hidden_dim, pool_impl=impl)
+        model = build_model(g, x.shape[1], cfg.model_copy(update={"pool_impl": impl}), seed=0)
         ts = []
         for _ in range(repeats):  # loop over repeats
             t = time.perf_counter()

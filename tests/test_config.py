@@ -39,8 +39,8 @@ def test_defaults_pass_their_own_ranges() -> None:
         ("hgnn", "fanouts", [0]),
         ("hgnn", "lr", -1e-3),
         ("baselines", "enabled", ["bpr"]),
-        ("baselines", "als_factors", []),
-        ("baselines", "ease_lambdas", [0.0]),
+        ("baselines", "als.factors", []),
+        ("baselines", "ease.lambdas", [0.0]),
         ("eval", "hr_k", 0),
         ("eval", "protocols", []),
         ("graph", "events", []),
@@ -80,11 +80,11 @@ def test_non_utf8_config(tmp_path: Path) -> None:
 
 
 def test_hgnn_w_users_params_are_hgnn_settings(tmp_path: Path) -> None:
-    text = "data: {adapter: synthetic}\nbaselines: {hgnn_w_users_params: {marign: 1}}\n"
+    text = "data: {adapter: synthetic}\nbaselines: {hgnn_w_users: {params: {marign: 1}}}\n"
     with pytest.raises(ConfigError, match=r"unknown HGNN setting\(s\) \['marign'\]"):
         _load(tmp_path, text)
-    ok = "data: {adapter: synthetic}\nbaselines: {hgnn_w_users_params: {max_epochs: 2}}\n"
-    assert _load(tmp_path, ok).baselines.hgnn_w_users_params == {"max_epochs": 2}
+    ok = "data: {adapter: synthetic}\nbaselines: {hgnn_w_users: {params: {max_epochs: 2}}}\n"
+    assert _load(tmp_path, ok).baselines.hgnn_w_users.params == {"max_epochs": 2}
 
 
 @pytest.mark.parametrize(

@@ -95,38 +95,55 @@ class FeaturesConfig(Section):
         return backend
 
 
-class BaselinesConfig(Section):
-    """Which baselines run, and the grids tuned on valid users."""
+class ItemKNNConfig(Section):
+    """ItemKNN's grid, tuned on valid users."""
 
-    enabled: list[BaselineName] = list(BASELINE_NAMES)
-    itemknn_neighbors: list[PositiveInt] = Field([20, 50, 100, 200], min_length=1)
-    als_factors: list[PositiveInt] = Field([64, 128], min_length=1)
-    als_regularization: list[NonNegativeFloat] = Field([0.01, 0.1], min_length=1)
-    als_iterations: int = Field(15, ge=1)
+    neighbors: list[PositiveInt] = Field([20, 50, 100, 200], min_length=1)
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {"neighbors": list(self.neighbors)}
+
+
+class ALSConfig(Section):
+    """ALS's grid (``implicit``), tuned on valid users."""
+
+    factors: list[PositiveInt] = Field([64, 128], min_length=1)
+    regularization: list[NonNegativeFloat] = Field([0.01, 0.1], min_length=1)
+    iterations: int = Field(15, ge=1)
     # alpha made little difference on amazon-food-kitchen (docs/baselines.md); one value keeps
     # the grid at 4 fits (~2 minutes on 2 cores).
-    als_alpha: list[PositiveFloat] = Field([10.0], min_length=1)
+    alpha: list[PositiveFloat] = Field([10.0], min_length=1)
+
+    def grid(self) -> dict[str, list[Any]]:
+        return {"factors": list(self.factors), "regularization": list(self.regularization),
+                "alpha": list(self.alpha), "iterations": [self.iterations]}
+
+
+class EASEConfig(Section):
+    """EASE's grid, tuned on valid users."""
+
     # Measured on amazon-food-kitchen (valid users, last food item held out, HR@10 at 8k
     # items): lam 20 .146, 50 .148, 100 .156, 200 .151, 500 .142, 2000 .132; see
     # docs/baselines.md.
-    ease_lambdas: list[PositiveFloat] = Field([50.0, 100.0, 250.0], min_length=1)
+    lambdas: list[PositiveFloat] = Field([50.0, 100.0, 250.0], min_length=1)
     # One fit is O(max_items^3): 10k items took 38 s on 1 busy core (12k: 68 s), so three
     # lambdas stay under ~2 minutes; the kept items cover 69% of training interactions.
-    ease_max_items: int = Field(10_000, ge=1)
-    # P1's HGNN-w-users: an HGNN over the user-item graph (hgrec.recommenders.hgnn_w_users); its
-    # own stage, trained with these HGNNConfig overrides (empty: the model's defaults).
-    hgnn_w_users: bool = True
-    hgnn_w_users_params: dict[str, Any] = {}
+    max_items: int = Field(10_000, ge=1)
 
-    @field_validator("enabled")
-    @classmethod
-    def _distinct(cls, names: list[str]) -> list[str]:
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"{repeated} listed more than once; expected each baseline once")
-        return names
+    def grid(self) -> dict[str, list[Any]]:
+        return {"lam": list(self.lambdas), "max_items": [self.max_items]}
 
-    @field_validator("hgnn_w_users_params")
+
+class HGNNWithUsersConfig(Section):
+    """P1's HGNN-w-users: an HGNN over the user-item graph
+    (:mod:`hgrec.recommenders.hgnn_w_users`), its own stage."""
+
+    enabled: bool = True
+    params: dict[str, Any] = Field(
+        {}, description="hgnn-section settings overriding the model's defaults (empty: none)"
+    )
+
+    @field_validator("params")
     @classmethod
     def _hgnn_params(cls, params: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(params) - set(HGNNConfig.model_fields))
@@ -140,6 +157,24 @@ class BaselinesConfig(Section):
         except ValidationError as e:
             raise ValueError(format_validation_error(e)) from None
         return params
+
+
+class BaselinesConfig(Section):
+    """Which baselines run, and one section per baseline with the grid tuned on valid users."""
+
+    enabled: list[BaselineName] = list(BASELINE_NAMES)
+    itemknn: ItemKNNConfig = ItemKNNConfig()
+    als: ALSConfig = ALSConfig()
+    ease: EASEConfig = EASEConfig()
+    hgnn_w_users: HGNNWithUsersConfig = HGNNWithUsersConfig()
+
+    @field_validator("enabled")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{repeated} listed more than once; expected each baseline once")
+        return names
 
 
 class EvalConfig(Section):
@@ -386,7 +421,8 @@ class Config(Section):
         overrides: dict[str, Any] | None = None,
         origins: Mapping[str, str] | None = None,
     ) -> Config:
-        """Load ``path``; ``overrides`` maps 'section.key' to a value (CLI flags).
+        """Load ``path``; ``overrides`` maps 'section.key' (or 'section.sub.key') to a value
+        (CLI flags).
 
         ``origins`` maps an overridden 'section.key' to where its value came from (a flag such
         as '--seed'), named in errors next to the key.
@@ -420,9 +456,14 @@ class Config(Section):
                     f"{path}: section {name!r} is {section!r}; expected a mapping of keys "
                     f"({', '.join(_section(name).model_fields)})"
                 )
-        for dotted, value in (overrides or {}).items():
-            section, key = dotted.split(".", 1)
-            raw.setdefault(section, {})[key] = value
+        for dotted, value in (overrides or {}).items():  # 'section.key' or deeper
+            *parents, key = dotted.split(".")
+            node = raw
+            for name in parents:
+                child = node.get(name)
+                node[name] = child = dict(child) if isinstance(child, dict) else {}
+                node = child
+            node[key] = value
         data = raw.get("data", {})
         for key in ("path", "items", "interactions", "users"):
             if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():

@@ -23,7 +23,7 @@ import pytest
 
 from hgrec.data.dataset import Dataset
 from hgrec.data.histories import Histories
-from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.base import Recommender, TrainSet, VectorRecommender
 
 TEXT_DIM = 16
 
@@ -222,3 +222,33 @@ class RecommenderContract(ABC):
         assert hit >= self.min_cluster_hits, (
             f"only {hit:.2f} of the top-{self.cluster_k} in the user's cluster"
         )
+
+
+class VectorRecommenderContract(RecommenderContract):
+    """The contract of a :class:`VectorRecommender` (2T, 2T-HGNN, HGNN-KNN): the shared tests
+    plus scores that are dot products of its user and item vectors, and similar items."""
+
+    def test_scores_are_dot_products_of_the_vectors(
+        self, fitted: Recommender, eval_histories: Histories, candidates: np.ndarray
+    ) -> None:
+        assert isinstance(fitted, VectorRecommender)
+        users, items = fitted.user_vectors(eval_histories), fitted.item_vectors()
+        assert users.dtype == items.dtype == np.float32
+        assert users.shape == (eval_histories.n_users, items.shape[1])
+        np.testing.assert_allclose(
+            fitted.score(eval_histories, candidates), users @ items[candidates].T,
+            rtol=1e-5, atol=1e-6,
+        )
+
+    def test_similar_items_sorted_without_the_query(
+        self, dataset: Dataset, fitted: Recommender, candidates: np.ndarray
+    ) -> None:
+        assert isinstance(fitted, VectorRecommender)
+        query = int(candidates[0])
+        idx, scores = fitted.similar_items(query, self.k, pool=candidates)
+        assert len(idx) == self.k and query not in idx.tolist()
+        assert np.isin(idx, candidates).all() and (np.diff(scores) <= 0).all()
+        items = fitted.item_vectors()
+        np.testing.assert_allclose(scores, items[idx] @ items[query], rtol=1e-5, atol=1e-6)
+        everything, _ = fitted.similar_items(query, dataset.catalog.n_items + 5)
+        assert len(everything) == dataset.catalog.n_items - 1

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from hgrec.models.hgnn import HGNN, HeteroSAGEConv, embed_items, hinge_loss
+from hgrec.models.hgnn import HGNN, HeteroSAGEConv, embed_items
+from hgrec.models.hgnn_losses import hinge_loss
 from hgrec.sampling.neighbors import build_computation_graph, graph_adjacency
 from tests.sampling.graphs import cograph_from_pairs
 
@@ -13,6 +14,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # 5 nodes: 0, 1 type a; 2, 3, 4 type b; node 4 has no edges.
 TYPES = np.array([0, 0, 1, 1, 1], dtype=np.int16)
 SRC, DST = [0, 0, 1, 2], [1, 2, 3, 3]  # a-a (0,1); a-b (0,2), (1,3); b-b (2,3)
+
+# A tiny architecture; the real defaults live in HGNNConfig.
+ARCH = {"hidden_dim": 4, "out_dim": 3, "n_layers": 2, "n_types": 1, "final_activation": False,
+        "pool_impl": "auto"}
 
 
 def _graph():
@@ -40,7 +45,7 @@ def _reference_layer(conv: HeteroSAGEConv, x: np.ndarray, graph, act: bool) -> n
 def test_layers_match_loop_reference(final_activation):
     g = _graph()
     torch.manual_seed(0)
-    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3, final_activation=final_activation)
+    model = HGNN(6, sorted(g.relations), **{**ARCH, "final_activation": final_activation})
     x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
     h1 = _reference_layer(model.convs[0], x, g, act=True)
     h2 = _reference_layer(model.convs[1], h1.astype(np.float32), g, act=final_activation)
@@ -59,7 +64,7 @@ def test_layers_match_loop_reference(final_activation):
 def test_empty_neighbourhood_is_self_term_only():
     g = _graph()
     torch.manual_seed(1)
-    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3)
+    model = HGNN(6, sorted(g.relations), **ARCH)
     x = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
     z = embed_items(model, g, x)
     w1 = model.convs[0].self_lin[0].weight.detach().numpy()
@@ -73,7 +78,7 @@ def test_inductive_item_in_larger_catalogue():
     old items' embeddings do not change."""
     g = _graph()
     torch.manual_seed(2)
-    model = HGNN(6, sorted(g.relations), hidden_dim=8, out_dim=4)
+    model = HGNN(6, sorted(g.relations), **{**ARCH, "hidden_dim": 8, "out_dim": 4})
     x = np.random.default_rng(2).normal(size=(7, 6)).astype(np.float32)
     bigger = cograph_from_pairs(np.r_[TYPES, 1, 0].astype(np.int16), ("a", "b"), SRC, DST)
     z_big = embed_items(model, bigger, x)
@@ -86,7 +91,7 @@ def test_inductive_item_in_larger_catalogue():
 def test_inference_blocks_do_not_change_result(batch_size):
     g = _graph()
     torch.manual_seed(3)
-    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3)
+    model = HGNN(6, sorted(g.relations), **ARCH)
     x = np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32)
     assert np.allclose(embed_items(model, g, x, batch_size), embed_items(model, g, x, 10**6), atol=1e-6)
 
@@ -94,7 +99,7 @@ def test_inference_blocks_do_not_change_result(batch_size):
 def test_per_type_self_weights():
     g = _graph()
     torch.manual_seed(4)
-    model = HGNN(6, sorted(g.relations), hidden_dim=4, out_dim=3, n_types=2, n_layers=1)
+    model = HGNN(6, sorted(g.relations), **{**ARCH, "n_types": 2, "n_layers": 1})
     x = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
     z = embed_items(model, g, x)
     w_b = model.convs[0].self_lin[1].weight.detach().numpy()
@@ -112,19 +117,19 @@ def test_hinge_loss_hand_case():
 
 def test_unknown_relation_and_bad_features():
     g = _graph()
-    model = HGNN(6, ["a__a"], hidden_dim=4, out_dim=3)
+    model = HGNN(6, ["a__a"], **ARCH)
     with pytest.raises(KeyError, match="unknown to the model"):
         embed_items(model, g, np.zeros((5, 6), np.float32))
     with pytest.raises(ValueError, match="features has shape"):
-        embed_items(HGNN(6, sorted(g.relations)), g, np.zeros((4, 6), np.float32))
+        embed_items(HGNN(6, sorted(g.relations), **ARCH), g, np.zeros((4, 6), np.float32))
 
 
 def test_repr_and_reset():
-    model = HGNN(6, ["a__b", "a__a"], hidden_dim=4, out_dim=3)
+    model = HGNN(6, ["a__b", "a__a"], **ARCH)
     assert "HeteroSAGEConv(6, 4, relations=['a__a', 'a__b']" in repr(model)
     assert "pool='auto'" in repr(model)
     with pytest.raises(ValueError, match="pool_impl"):
-        HGNN(6, ["a__a"], pool_impl="mean")
+        HGNN(6, ["a__a"], **{**ARCH, "pool_impl": "mean"})
     before = model.convs[0].rel_lin["a__a"].weight.detach().clone()
     model.reset_parameters()
     assert not torch.equal(before, model.convs[0].rel_lin["a__a"].weight)
@@ -173,7 +178,7 @@ def test_dense_pool_ties_give_one_subgradient():
     """Equal messages: the gradient goes to one of them, never doubled nor lost."""
     msg = torch.ones(3, 2, requires_grad=True)
     ei = torch.tensor([[0, 1, 2], [0, 0, 0]])
-    from hgrec.models.hgnn import dense_max_pool
+    from hgrec.models.hgnn_pool import dense_max_pool
 
     dense_max_pool(msg, ei, 1).sum().backward()
     assert msg.grad.sum(0).tolist() == [1.0, 1.0]
@@ -182,7 +187,7 @@ def test_dense_pool_ties_give_one_subgradient():
 def test_auto_pool_falls_back_on_skewed_degrees(monkeypatch):
     """One heavy destination among many light ones: padding would cost far more than the
     edges, so the scatter kernel runs (and gives the same result)."""
-    import hgrec.models.hgnn as hgnn
+    import hgrec.models.hgnn_pool as hgnn
 
     used = []
     real = hgnn.scatter_max_pool
@@ -195,7 +200,7 @@ def test_auto_pool_falls_back_on_skewed_degrees(monkeypatch):
 
 
 def test_shared_hinge_loss_hand_case():
-    from hgrec.models.hgnn import shared_hinge_loss
+    from hgrec.models.hgnn_losses import shared_hinge_loss
 
     z_a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     z_p = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
@@ -214,7 +219,7 @@ def test_shared_hinge_loss_hand_case():
 def test_shared_infonce_matches_cross_entropy_reference():
     """InfoNCE over the pool = cross-entropy with the positive as class 0 and the masked pool
     entries removed, averaged over anchors (or summed over ``denominator``)."""
-    from hgrec.models.hgnn import shared_infonce_loss
+    from hgrec.models.hgnn_losses import shared_infonce_loss
 
     g = torch.Generator().manual_seed(0)
     z_a, z_p = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
@@ -233,7 +238,7 @@ def test_shared_infonce_matches_cross_entropy_reference():
 
 
 def test_per_anchor_infonce_is_the_shared_loss_with_each_anchors_own_pool():
-    from hgrec.models.hgnn import infonce_loss, shared_infonce_loss
+    from hgrec.models.hgnn_losses import infonce_loss, shared_infonce_loss
 
     g = torch.Generator().manual_seed(1)
     z_a, z_p, z_n = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(4, 5, 3, generator=g)

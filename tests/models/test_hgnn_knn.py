@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 
 from hgrec.data.histories import Histories
-from hgrec.models.base import TrainSet
+from hgrec.models.base import Recommender, TrainSet
 from hgrec.models.hgnn_knn import HGNNKNN, similar_items
+from tests.conftest import make_tiny_dataset
+from tests.models.contract import VectorRecommenderContract, cluster_text
+
+
+class TestHGNNKNNContract(VectorRecommenderContract):
+    """Over embeddings that carry the planted clusters (as trained HGNN embeddings would)."""
+
+    def make_model(self) -> Recommender:
+        return HGNNKNN(embeddings=cluster_text(make_tiny_dataset(), seed=7))
 
 
 def _emb(n: int, d: int = 4) -> np.ndarray:

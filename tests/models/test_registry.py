@@ -23,7 +23,7 @@ def test_names_match_models() -> None:
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_every_grid_point_builds_a_model(name: str) -> None:
-    cfg = BaselinesConfig(itemknn_neighbors=[5, 7], ease_lambdas=[1.0, 2.0])
+    cfg = BaselinesConfig(itemknn={"neighbors": [5, 7]}, ease={"lambdas": [1.0, 2.0]})
     grid = baseline_grid(name, cfg)
     points = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     assert len(points) == int(np.prod([len(v) for v in grid.values()]))
@@ -39,7 +39,7 @@ def test_untuned_baselines_have_one_point(name: str) -> None:
 
 
 def test_grid_follows_config() -> None:
-    cfg = BaselinesConfig(ease_lambdas=[3.0], ease_max_items=123, itemknn_neighbors=[9])
+    cfg = BaselinesConfig(ease={"lambdas": [3.0], "max_items": 123}, itemknn={"neighbors": [9]})
     assert baseline_grid("ease", cfg) == {"lam": [3.0], "max_items": [123]}
     assert baseline_grid("itemknn", cfg) == {"neighbors": [9]}
 

@@ -24,7 +24,7 @@ from hgrec.cli import main
 from hgrec.datasets.synthetic import generate
 from hgrec.recommenders.registry import load_model
 from hgrec.serving.app import RUN_HEADER, StateHolder, create_app
-from hgrec.serving.state import load_state
+from hgrec.serving.load import load_state
 from hgrec.utils.artifacts import RunDir
 
 TARGET, TOPIC, K = "audiobook", 0, 5
@@ -56,7 +56,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                  "users": str(data / "users.tsv"), "target_type": TARGET},
         "features": {"cache_dir": str(root / "cache")},
         "baselines": {"enabled": ["popularity", "itemknn", "llm-knn"],
-                      "itemknn_neighbors": [10], "hgnn_w_users": False},
+                      "itemknn": {"neighbors": [10]}, "hgnn_w_users": {"enabled": False}},
         "hgnn": {"max_epochs": 3, "max_steps_per_epoch": 4, "patience": 1, "min_epochs": 1},
         "two_tower": {"max_epochs": 2, "patience": 1},
     }))

@@ -167,9 +167,9 @@ CASES: dict[str, Callable[[Case], list[str]]] = {
     "baseline-twice": lambda c: c.run(
         config=c.config({"baselines": {"enabled": ["ease", "popularity", "ease"]}})
     ),
-    "grid-empty": lambda c: c.run(config=c.config({"baselines": {"itemknn_neighbors": []}})),
+    "grid-empty": lambda c: c.run(config=c.config({"baselines": {"itemknn": {"neighbors": []}}})),
     "hgnn-w-users-params": lambda c: c.run(
-        config=c.config({"baselines": {"hgnn_w_users_params": {"lr": 0}}})
+        config=c.config({"baselines": {"hgnn_w_users": {"params": {"lr": 0}}}})
     ),
     "fanout-zero": lambda c: c.run(config=c.config({"hgnn": {"fanouts": [25, 0]}})),
     "fractions": lambda c: c.run(

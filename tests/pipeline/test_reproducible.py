@@ -26,7 +26,7 @@ def _config(root: Path, data: Path, threads: int) -> Path:
         "features": {"cache_dir": str(root / "cache")},
         "baselines": {
             "enabled": ["popularity", "itemknn", "als", "ease"],
-            "hgnn_w_users_params": {"max_epochs": 1, "max_steps_per_epoch": 2},
+            "hgnn_w_users": {"params": {"max_epochs": 1, "max_steps_per_epoch": 2}},
         },
         "hgnn": {"max_epochs": 2, "patience": 1},
         "two_tower": {"max_epochs": 2, "patience": 1},

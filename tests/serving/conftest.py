@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hgrec.serving.app import StateHolder, create_app
+from hgrec.serving.load import load_state
 from hgrec.serving.security import LOOPBACK_HOSTS
-from hgrec.serving.state import ServingState, load_state
+from hgrec.serving.state import ServingState
 from tests.serving.runs import make_run
 
 #: Host names the test apps answer: loopback plus the name TestClient and schemathesis send.

@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hgrec.serving.limits import MAX_HISTORY, MAX_K
+from hgrec.serving.load import load_state
 from hgrec.serving.metrics import parse_text
-from hgrec.serving.state import ServingState, load_state
+from hgrec.serving.state import ServingState
 
 
 def _cluster(state: ServingState, item_id: str) -> int:

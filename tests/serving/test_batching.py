@@ -20,9 +20,10 @@ from hgrec.recommenders.two_tower import TwoTowerRecommender
 from hgrec.serving.app import StateHolder, create_app
 from hgrec.serving.batching import MicroBatcher
 from hgrec.serving.index import ExactIndex, VoyagerIndex
+from hgrec.serving.load import load_state
 from hgrec.serving.metrics import parse_text
 from hgrec.serving.schemas import RecommendResponse
-from hgrec.serving.state import ServingError, ServingState, load_state
+from hgrec.serving.state import ServingError, ServingState
 from tests.conftest import make_tiny_dataset
 from tests.serving.conftest import TEST_HOSTS
 from tests.serving.runs import make_run, planted_embeddings

@@ -239,3 +239,57 @@ class Recommender(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+class VectorRecommender(Recommender):
+    """A retriever that scores by dot product of a user vector and an item vector (P1 section
+    4.2, P2 Figure 1): 2T, 2T-HGNN and HGNN-KNN.
+
+    Subclasses implement :meth:`user_vectors` (from raw histories, so unseen users need
+    nothing else) and :meth:`item_vectors`; :meth:`score` and :meth:`similar_items` follow.
+    Serving indexes :meth:`item_vectors` and computes a user vector per request.
+    """
+
+    @abstractmethod
+    def user_vectors(self, histories: Histories) -> np.ndarray:
+        """(n, d) float32 vector of each history."""
+
+    @abstractmethod
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, d) float32 vector of every catalogue item."""
+
+    def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:
+        """(n, c) float32 dot products user_vector · item_vector[candidates]."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        items = self.item_vectors()
+        if len(candidates) and (candidates.min() < 0 or candidates.max() >= len(items)):
+            raise ValueError(f"candidates must be item indices in [0, {len(items)})")
+        return (self.user_vectors(histories) @ items[candidates].T).astype(np.float32)
+
+    def similar_items(
+        self, item: int, k: int, pool: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items of ``pool`` (default: every item) nearest to ``item`` by dot
+        product of item vectors, ``item`` itself left out.
+
+        Returns:
+            (k',) int64 item indices, best first (ties by index), and (k',) float32 scores;
+            k' = min(k, |pool| without ``item``).
+        """
+        return nearest_items(self.item_vectors(), item, k, pool)
+
+
+def nearest_items(
+    vectors: np.ndarray, item: int, k: int, pool: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`VectorRecommender.similar_items` over (n_items, d) ``vectors``."""
+    n = vectors.shape[0]
+    if not 0 <= item < n:
+        raise IndexError(f"item {item} outside [0, {n})")
+    pool = np.arange(n, dtype=np.int64) if pool is None else np.asarray(pool, dtype=np.int64)
+    pool = pool[pool != item]
+    s = vectors[pool] @ vectors[item]  # (|pool|,)
+    k = min(int(k), len(pool))
+    top = np.argpartition(-s, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
+    top = top[np.lexsort((pool[top], -s[top]))]  # best first, ties by index
+    return pool[top], s[top].astype(np.float32)

@@ -12,12 +12,16 @@ so no two items could have a negative dot product and the hinge loss of Eq. 4 wo
 half the sphere to work with (``final_activation=True`` restores the literal Eq. 3).
 W_self is shared across node types by default so that a type with no training edges (P1
 ablation F) is still embedded by trained weights.
+
+The max of Eq. 2 is computed by :mod:`hgrec.models.hgnn_pool`; the losses of Eq. 4 (and the
+InfoNCE variant) are in :mod:`hgrec.models.hgnn_losses`. :func:`embed_items` is full-
+neighbourhood inference built from the layer's own parts (``relation_messages``, ``pool``,
+``self_term``, ``update_nodes``), computed once per node and relation instead of per edge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,108 +30,9 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from hgrec.graph.types import CoGraph
+from hgrec.models.hgnn_pool import POOL_IMPLS, dense_max_pool, max_pool, scatter_max_pool
 from hgrec.sampling.neighbors import Block, graph_adjacency
 from hgrec.utils.distributed import SINGLE, DistInfo, all_gather_rows, shard_bounds
-
-POOL_IMPLS = ("auto", "dense", "scatter", "pyg")
-# Padding to the largest in-degree may cost at most this many times the edge count; beyond
-# it (heavy-tailed full neighbourhoods) the scatter max is used instead.
-DENSE_MAX_OVERHEAD = 4.0
-
-
-def dense_max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
-    """Eq. 2's max over a zero-padded (n_dst, k) neighbour table, k = the largest in-degree.
-
-    Exact for messages >= 0 (they are post-ReLU): a padding slot points at an all-zero row,
-    which never exceeds a real message, and a destination without edges pools to 0 as the
-    scatter max does. The forward keeps a running max over the k slots (k gathers of
-    (n_dst, d), never an (E, d) or (n_dst, k, d) tensor) and remembers the winning source per
-    entry; the backward is a single index-add of the (n_dst, d) gradient onto those winners
-    (ties go to the lowest slot, a valid subgradient).
-
-    Args:
-        messages: (n_src, d) non-negative messages.
-        edge_index: (2, E) int64 [src; dst] local indices, any order.
-        n_dst: number of destinations.
-
-    Returns:
-        (n_dst, d).
-    """
-    src, dst = edge_index[0], edge_index[1]
-    if src.numel() == 0:
-        return messages.new_zeros(n_dst, messages.size(1))
-    table = _neighbour_table(src, dst, n_dst, pad=messages.size(0))  # (n_dst, k)
-    return _PaddedMax.apply(messages, table)
-
-
-class _PaddedMax(torch.autograd.Function):
-    """out[v] = max_j messages_padded[table[v, j]] with a sparse backward (see dense_max_pool)."""
-
-    @staticmethod
-    def forward(ctx: Any, messages: Tensor, table: Tensor) -> Tensor:
-        n_src, d = messages.shape
-        padded = torch.cat([messages, messages.new_zeros(1, d)])  # (n_src + 1, d)
-        out = padded[table[:, 0]]  # (n_dst, d)
-        # Winning slot per entry; one byte each (fan-outs stay far below 256).
-        slot = torch.zeros(
-            out.shape, dtype=torch.uint8 if table.size(1) <= 256 else torch.int64, device=out.device
-        )
-        for j in range(1, table.size(1)):  # loop over fan-out slots, vectorised over nodes
-            cand = padded[table[:, j]]
-            better = cand > out
-            out = torch.maximum(out, cand)
-            slot.masked_fill_(better, j)
-        ctx.save_for_backward(table, slot)
-        ctx.n_src = n_src
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, None]:
-        table, slot = ctx.saved_tensors
-        winner = table.gather(1, slot.long())  # (n_dst, d) source row of each max
-        grad = grad_out.new_zeros(ctx.n_src + 1, grad_out.size(1))
-        grad.scatter_add_(0, winner, grad_out)
-        return grad[:-1], None
-
-
-def _neighbour_table(src: Tensor, dst: Tensor, n_dst: int, pad: int) -> Tensor:
-    """(n_dst, max in-degree) int64 table of each destination's sources, padded with ``pad``."""
-    order = torch.argsort(dst, stable=True)
-    src, dst = src[order], dst[order]
-    deg = torch.bincount(dst, minlength=n_dst)  # (n_dst,)
-    start = torch.cumsum(deg, 0) - deg
-    slot = torch.arange(dst.numel(), device=dst.device) - start[dst]  # position within its dst
-    table = torch.full((n_dst, int(deg.max())), pad, dtype=torch.long, device=dst.device)
-    table[dst, slot] = src
-    return table
-
-
-def scatter_max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
-    """Eq. 2's max with ``scatter_reduce(..., "amax")``; destinations without edges get 0.
-
-    Args:
-        messages: (n_src, d) messages.
-        edge_index: (2, E) int64 [src; dst] local indices.
-        n_dst: number of destinations.
-
-    Returns:
-        (n_dst, d).
-    """
-    src, dst = edge_index[0], edge_index[1]
-    out = messages.new_zeros(n_dst, messages.size(1))
-    index = dst[:, None].expand(-1, messages.size(1))
-    return out.scatter_reduce(0, index, messages[src], reduce="amax", include_self=False)
-
-
-def max_pool(messages: Tensor, edge_index: Tensor, n_dst: int) -> Tensor:
-    """Dense padded max when the in-degrees are bounded (training fan-outs), else scatter."""
-    e = edge_index.size(1)
-    if e == 0:
-        return messages.new_zeros(n_dst, messages.size(1))
-    k = int(torch.bincount(edge_index[1], minlength=n_dst).max())
-    if n_dst * k <= DENSE_MAX_OVERHEAD * e:
-        return dense_max_pool(messages, edge_index, n_dst)
-    return scatter_max_pool(messages, edge_index, n_dst)
 
 
 class HeteroSAGEConv(MessagePassing):
@@ -266,18 +171,24 @@ class HeteroSAGEConv(MessagePassing):
 class HGNN(nn.Module):
     """The l-layer heterogeneous GraphSAGE with L2-normalised output (P1 Eqs. 2-3).
 
+    The defaults of every argument live in the ``hgnn`` config section
+    (:class:`hgrec.config.HGNNConfig`); :func:`hgrec.training.hgnn.build_model` builds the
+    model of a config for a graph.
+
     Args:
         in_dim: input feature width (text embeddings, e.g. 384).
         relations: relation names of the graph.
         hidden_dim: width of the hidden layers.
         out_dim: embedding width.
         n_layers: number of layers (P1: 2).
-        n_types: node types with their own W_self (1 = shared, the default).
+        n_types: node types with their own W_self (1 = shared).
         final_activation: apply ReLU in the last layer before normalising (literal Eq. 3).
         pool_impl: max-pool implementation of every layer (see HeteroSAGEConv).
 
     Example:
-        >>> model = HGNN(384, ["food__food", "food__kitchen", "kitchen__kitchen"])
+        >>> model = HGNN(384, ["food__food", "food__kitchen", "kitchen__kitchen"],
+        ...              hidden_dim=128, out_dim=128, n_layers=2, n_types=1,
+        ...              final_activation=False, pool_impl="auto")
         >>> z = model(x, cg.blocks)  # (n_unique_seeds, 128), unit rows
     """
 
@@ -286,12 +197,12 @@ class HGNN(nn.Module):
         in_dim: int,
         relations: Sequence[str],
         *,
-        hidden_dim: int = 256,
-        out_dim: int = 128,
-        n_layers: int = 2,
-        n_types: int = 1,
-        final_activation: bool = False,
-        pool_impl: str = "auto",
+        hidden_dim: int,
+        out_dim: int,
+        n_layers: int,
+        n_types: int,
+        final_activation: bool,
+        pool_impl: str,
     ) -> None:
         super().__init__()
         if n_layers < 1:
@@ -348,134 +259,6 @@ class HGNN(nn.Module):
             f"n_types={self.n_types}, final_activation={self.final_activation}"
         )
 
-
-def hinge_loss(
-    z_a: Tensor, z_p: Tensor, z_n: Tensor, margin: float, denominator: float | None = None
-) -> Tensor:
-    """Margin loss of P1 Eq. 4: mean over anchors and negatives of
-    max(0, z_a.z_n - z_a.z_p + margin).
-
-    Args:
-        z_a: (B, d) anchors.
-        z_p: (B, d) positives.
-        z_n: (B, K, d) negatives.
-        margin: Delta.
-        denominator: divide the sum of the terms by this (a data-parallel rank passes the
-            global batch's B x K, so the ranks' losses add up to the global mean); None: B x K.
-
-    Returns:
-        scalar loss.
-    """
-    pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
-    neg = torch.einsum("bd,bkd->bk", z_a, z_n)  # (B, K)
-    hinge = F.relu(neg - pos + margin)
-    return hinge.mean() if denominator is None else hinge.sum() / denominator
-
-
-def shared_hinge_loss(
-    z_a: Tensor,
-    z_p: Tensor,
-    z_pool: Tensor,
-    margin: float,
-    valid: Tensor | None = None,
-    denominator: float | None = None,
-) -> Tensor:
-    """Eq. 4 with a pool of random catalogue negatives shared by every anchor of the batch:
-    mean over the valid (anchor, pool node) pairs of max(0, z_a.z_n - z_a.z_p + margin).
-
-    Each pool node is a uniformly random catalogue node, so every term is one of Eq. 4's
-    (anchor, positive, random negative) terms; sharing only lets one extra seed serve all B
-    anchors, so a (B, P) score matrix replaces B x K extra computation-graph seeds.
-
-    Args:
-        z_a: (B, d) anchors.
-        z_p: (B, d) positives.
-        z_pool: (P, d) shared negatives.
-        margin: Delta.
-        valid: (B, P) bool, False for pairs to leave out (the pool node is the anchor or its
-            positive, or is not of the positive's type when negatives are type-matched);
-            None keeps all.
-        denominator: divide the sum of the valid terms by this (a data-parallel rank passes
-            the global batch's number of valid pairs, so the ranks' losses add up to the
-            global mean); None: this batch's number of valid pairs.
-
-    Returns:
-        scalar loss (0 when no pair is valid).
-    """
-    pos = (z_a * z_p).sum(-1, keepdim=True)  # (B, 1)
-    hinge = F.relu(z_a @ z_pool.T - pos + margin)  # (B, P)
-    total = hinge.sum() if valid is None else (hinge * valid).sum()
-    if denominator is None:
-        denominator = float(hinge.numel()) if valid is None else float(valid.sum())
-    return total / max(denominator, 1.0)
-
-
-
-def infonce_loss(
-    z_a: Tensor, z_p: Tensor, z_n: Tensor, temperature: float, denominator: float | None = None
-) -> Tensor:
-    """InfoNCE with per-anchor negatives (P1's sampling): per anchor,
-    -log softmax of z_a.z_p / tau among itself and the anchor's z_a.z_n / tau.
-
-    Args:
-        z_a: (B, d) anchors.
-        z_p: (B, d) positives.
-        z_n: (B, K, d) negatives.
-        temperature: tau (> 0).
-        denominator: divide the summed per-anchor losses by this (global B under DDP);
-            None: B.
-
-    Returns:
-        scalar loss.
-    """
-    pos = (z_a * z_p).sum(-1, keepdim=True) / temperature  # (B, 1)
-    neg = torch.einsum("bd,bkd->bk", z_a, z_n) / temperature  # (B, K)
-    return _softmax_nll(pos, neg, denominator)
-
-
-def _softmax_nll(pos: Tensor, neg: Tensor, denominator: float | None) -> Tensor:
-    """Sum over anchors of -log softmax of ``pos`` (B, 1) among [pos, neg (B, K)], divided
-    by ``denominator`` (None: B); -inf entries of ``neg`` are left out."""
-    per_anchor = torch.logsumexp(torch.cat([pos, neg], dim=1), dim=1) - pos.squeeze(1)  # (B,)
-    return per_anchor.sum() / max(float(pos.size(0)) if denominator is None else denominator, 1.0)
-
-
-def shared_infonce_loss(
-    z_a: Tensor,
-    z_p: Tensor,
-    z_pool: Tensor,
-    temperature: float,
-    valid: Tensor | None = None,
-    denominator: float | None = None,
-) -> Tensor:
-    """Contrastive (InfoNCE / sampled-softmax) link loss over a shared pool of negatives.
-
-    P1 names a contrastive loss and prints the hinge of Eq. 4; this is the softmax variant:
-    for each anchor a with positive p and the pool N (uniform random catalogue nodes),
-
-        l(a) = -log( exp(z_a.z_p / tau) / (exp(z_a.z_p / tau) + sum_{n in N, valid} exp(z_a.z_n / tau)) )
-
-    Every negative of the pool contributes in proportion to how close it scores, instead of
-    the hinge's all-or-nothing margin, so hard negatives dominate the gradient.
-
-    Args:
-        z_a: (B, d) anchors.
-        z_p: (B, d) positives.
-        z_pool: (P, d) shared negatives.
-        temperature: tau (> 0); unit-norm z give scores in [-1/tau, 1/tau].
-        valid: (B, P) bool, False for pool nodes that are no negative of that anchor (the
-            anchor itself, its positive, another type under type matching); None keeps all.
-        denominator: divide the sum of the per-anchor losses by this (a data-parallel rank
-            or a chunk of a larger batch passes the global number of anchors); None: B.
-
-    Returns:
-        scalar loss.
-    """
-    pos = (z_a * z_p).sum(-1, keepdim=True) / temperature  # (B, 1)
-    neg = (z_a @ z_pool.T) / temperature  # (B, P)
-    if valid is not None:
-        neg = neg.masked_fill(~valid, float("-inf"))
-    return _softmax_nll(pos, neg, denominator)
 
 @torch.no_grad()
 def embed_items(

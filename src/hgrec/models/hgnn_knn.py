@@ -14,10 +14,10 @@ import scipy.sparse as sp
 
 from hgrec.data.dataset import Catalog
 from hgrec.data.histories import Histories
-from hgrec.models.base import NewItems, Recommender, TrainSet
+from hgrec.models.base import NewItems, TrainSet, VectorRecommender, nearest_items
 
 
-class HGNNKNN(Recommender):
+class HGNNKNN(VectorRecommender):
     """Mean-of-history HGNN embedding, scored by dot product.
 
     Args:
@@ -75,10 +75,11 @@ class HGNNKNN(Recommender):
         mean = sp.diags(np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)) @ m
         return np.asarray(mean @ self.embeddings, dtype=np.float32)
 
-    def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:
-        """(n, c) float32 dot products of the user means with the candidates' embeddings."""
-        u = self.user_vectors(histories)  # (n, d)
-        return u @ self.embeddings[np.asarray(candidates, dtype=np.int64)].T  # (n, c)
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, d) float32: the HGNN embeddings themselves."""
+        if self.embeddings is None:
+            raise RuntimeError("HGNNKNN has no embeddings: fit or set_state first")
+        return self.embeddings
 
     def with_new_items(self, new: NewItems) -> HGNNKNN:
         """The same scoring over ``new.hgnn``, the (n_items, d) embeddings of the extended
@@ -106,7 +107,8 @@ def similar_items(
     k: int,
     item_type: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The k items nearest to one item by dot product, across types unless restricted.
+    """The k items nearest to one item by dot product, across types unless restricted
+    (``hgrec similar``; :func:`hgrec.models.base.nearest_items` over the catalogue).
 
     Args:
         embeddings: (n_items, d) item embeddings.
@@ -123,14 +125,6 @@ def similar_items(
         raise ValueError(f"embeddings have {embeddings.shape[0]} rows, catalogue has {catalog.n_items}")
     if not 0 <= item_index < catalog.n_items:
         raise IndexError(f"item_index {item_index} outside [0, {catalog.n_items})")
-    pool = (
-        np.arange(catalog.n_items, dtype=np.int64)
-        if item_type is None
-        else catalog.items_of_type(item_type)
-    )
-    pool = pool[pool != item_index]
-    s = embeddings[pool] @ embeddings[item_index]  # (|pool|,)
-    k = min(int(k), len(pool))
-    top = np.argpartition(-s, k - 1)[:k] if k > 0 else np.zeros(0, np.int64)
-    top = top[np.lexsort((pool[top], -s[top]))]  # best first, ties by index
-    return catalog.item_ids[pool[top]], s[top].astype(np.float32)
+    pool = None if item_type is None else catalog.items_of_type(item_type)
+    idx, scores = nearest_items(embeddings, item_index, k, pool)
+    return catalog.item_ids[idx], scores

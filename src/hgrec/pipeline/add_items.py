@@ -59,13 +59,13 @@ from hgrec.graph.build import build_cograph_with_report
 from hgrec.graph.edges import split_relations, unique_edges
 from hgrec.graph.io import read_graph, write_graph
 from hgrec.graph.types import CoGraph
-from hgrec.models.base import NewItems, Recommender
+from hgrec.models.base import NewItems, Recommender, VectorRecommender
 from hgrec.models.hgnn import embed_items
 from hgrec.models.hgnn_knn import HGNNKNN
 from hgrec.models.known_items import KnownItemsOnly, link_file, link_tree
 from hgrec.pipeline.run_dir import save_dataset_tables
 from hgrec.recommenders.registry import load_model, model_classes
-from hgrec.serving.state import choose_model, load_state
+from hgrec.serving.load import choose_model, load_state
 from hgrec.training.hgnn import build_model
 from hgrec.utils import layout
 from hgrec.utils.artifacts import (
@@ -525,13 +525,13 @@ class _Writer:
         out = self.run_dir.path
         name, folder = choose_model(out, None)
         model = load_model(folder)
-        if callable(getattr(model, "item_vectors", None)) and callable(getattr(model, "user_vectors", None)):
+        if isinstance(model, VectorRecommender):
             with self.stage(layout.VECTORS) as tmp:
                 write_vectors(tmp / layout.ITEM_VECTORS, self.catalog.item_ids,
-                              model.item_vectors(),  # type: ignore[attr-defined]
+                              model.item_vectors(),
                               {"kind": "items", "model": name})
                 write_vectors(tmp / layout.USER_VECTORS, self.dataset.user_ids,
-                              model.user_vectors(self.dataset.histories()),  # type: ignore[attr-defined]
+                              model.user_vectors(self.dataset.histories()),
                               {"kind": "users", "model": name})
         load_state(out, require_complete=False, progress=self.progress)
 

@@ -62,7 +62,7 @@ from hgrec.graph.inputs import check_events
 from hgrec.graph.io import read_graph, read_manifest, write_graph
 from hgrec.graph.summary import format_summary
 from hgrec.graph.types import CoGraph
-from hgrec.models.base import Recommender, TrainSet
+from hgrec.models.base import Recommender, TrainSet, VectorRecommender
 from hgrec.models.hgnn import embed_items
 from hgrec.models.hgnn_knn import HGNNKNN
 from hgrec.pipeline.experiments import ABLATIONS, ablation_setup
@@ -79,7 +79,7 @@ from hgrec.recommenders.hgnn_w_users import HGNNWithUsers
 from hgrec.recommenders.registry import BASELINES, baseline_grid, load_model
 from hgrec.recommenders.two_tower import TwoTowerRecommender
 from hgrec.sampling.neighbors import DRAWS_VERSION
-from hgrec.serving.state import choose_model, load_state
+from hgrec.serving.load import choose_model, load_state
 from hgrec.training.hgnn import build_model, train_hgnn
 from hgrec.utils import layout
 from hgrec.utils.artifacts import (
@@ -198,7 +198,7 @@ class Pipeline:
         self.popularity = self.dataset.item_popularity()
         self.baselines()
         hgnn_emb = None
-        if cfg.baselines.hgnn_w_users:
+        if cfg.baselines.hgnn_w_users.enabled:
             self.models["hgnn-w-users"] = self.hgnn_w_users()
         if cfg.hgnn.enabled:
             self.graph_stage()
@@ -287,7 +287,7 @@ class Pipeline:
 
     def hgnn_w_users(self) -> Recommender:
         """P1's HGNN-w-users baseline: its own stage, as it trains an HGNN."""
-        params = self.config.baselines.hgnn_w_users_params
+        params = self.config.baselines.hgnn_w_users.params
         key = config_hash({"data": self.data_key, "text": self.text_hash, "seed": self.seed,
                            "params": params})
         with self.clock("hgnn-w-users"):
@@ -389,7 +389,7 @@ class Pipeline:
         """
         name, folder = choose_model(self.run_dir.path, None)
         model = self.models[name]
-        if not (hasattr(model, "item_vectors") and hasattr(model, "user_vectors")):
+        if not isinstance(model, VectorRecommender):
             return
         key = config_hash(
             {"model": name, "state": file_sha256(folder / layout.STATE), "data": self.data_key}

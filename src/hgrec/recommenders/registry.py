@@ -41,18 +41,8 @@ def baseline_grid(name: str, cfg: BaselinesConfig) -> dict[str, list[Any]]:
     """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
-    if name == "itemknn":
-        return {"neighbors": list(cfg.itemknn_neighbors)}
-    if name == "als":
-        return {
-            "factors": list(cfg.als_factors),
-            "regularization": list(cfg.als_regularization),
-            "alpha": list(cfg.als_alpha),
-            "iterations": [cfg.als_iterations],
-        }
-    if name == "ease":
-        return {"lam": list(cfg.ease_lambdas), "max_items": [cfg.ease_max_items]}
-    return {}  # popularity, llm-knn: no hyper-parameters to tune
+    section = {"itemknn": cfg.itemknn, "als": cfg.als, "ease": cfg.ease}.get(name)
+    return {} if section is None else section.grid()  # popularity, llm-knn: nothing to tune
 
 
 def load_model(path: str | Path) -> Recommender:

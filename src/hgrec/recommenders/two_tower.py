@@ -47,14 +47,14 @@ from hgrec.features.item import (
     extend_item_features,
 )
 from hgrec.features.user import UserFeaturizer, UserInputs
-from hgrec.models.base import NewItems, Recommender, TrainSet
+from hgrec.models.base import NewItems, TrainSet, VectorRecommender
 from hgrec.models.towers import Tower, TwoTowers
 from hgrec.training.two_tower import train_two_tower
 from hgrec.utils.device import resolve_device
 from hgrec.utils.layout import PARAMS
 
 
-class TwoTowerRecommender(Recommender):
+class TwoTowerRecommender(VectorRecommender):
     """Two-tower retriever over every item type (P1 section 4.2, P2 Figure 1).
 
     Constructing it with ``hgnn`` embeddings gives the 2T-HGNN model (name "2t-hgnn", an
@@ -259,14 +259,6 @@ class TwoTowerRecommender(Recommender):
         if not out:
             return np.zeros((0, user_tower.out_dim), dtype=np.float32)
         return torch.cat(out).cpu().numpy().astype(np.float32)
-
-    def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:
-        """(n, c) float32 dot products user_vector · item_vector[candidates]."""
-        candidates = np.asarray(candidates, dtype=np.int64)
-        items = self.item_vectors()
-        if len(candidates) and (candidates.min() < 0 or candidates.max() >= len(items)):
-            raise ValueError(f"candidates must be item indices in [0, {len(items)})")
-        return (self.user_vectors(histories) @ items[candidates].T).astype(np.float32)
 
     # ------------------------------------------------------------------ new items
     def with_new_items(self, new: NewItems, batch_size: int = 8192) -> TwoTowerRecommender:

@@ -45,6 +45,7 @@ from hgrec.serving.batching import MAX_BATCH, MicroBatcher
 from hgrec.serving.errors import install_error_handlers, safe_text
 from hgrec.serving.index import EXACT_THRESHOLD
 from hgrec.serving.limits import MAX_BODY_BYTES, MAX_K, MAX_MESSAGE, MAX_SEARCH_LIMIT
+from hgrec.serving.load import load_state
 from hgrec.serving.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, server_timing
 from hgrec.serving.schemas import (
     ErrorMessage,
@@ -73,7 +74,6 @@ from hgrec.serving.state import (
     Recommendation,
     ServingError,
     ServingState,
-    load_state,
 )
 
 RUN_HEADER = "X-Hgrec-Run"

@@ -61,9 +61,8 @@ from tqdm.auto import tqdm
 from hgrec.config import HGNNConfig
 from hgrec.errors import UserError
 from hgrec.graph.types import CoGraph, RelationEdges
-from hgrec.models.hgnn import (
-    HGNN,
-    embed_items,
+from hgrec.models.hgnn import HGNN, embed_items
+from hgrec.models.hgnn_losses import (
     hinge_loss,
     infonce_loss,
     shared_hinge_loss,
