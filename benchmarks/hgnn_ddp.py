@@ -55,7 +55,7 @@ def worker(args: argparse.Namespace) -> None:
     info = init_distributed(backend="gloo")
     g = amazon_graph()
     x = np.random.default_rng([args.seed, 7]).standard_normal((g.n_items, 384), dtype=np.float32)
-    cfg = HGNNConfig(max_epochs=1, max_steps_per_epoch=args.steps)
+    cfg = HGNNConfig().updated(max_epochs=1, max_steps_per_epoch=args.steps)
     start = time.perf_counter()
     res = train_hgnn(g, x, cfg, seed=args.seed, progress=False, dist_info=info)
     seconds = time.perf_counter() - start

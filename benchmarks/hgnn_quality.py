@@ -157,8 +157,7 @@ def main() -> None:
 
     rows = []
     for setting in parse_settings(args.settings):
-        cfg = config.hgnn.model_copy(update={})
-        cfg = type(cfg).model_validate({**cfg.model_dump(), **setting})
+        cfg = config.hgnn.updated(**setting)
         for seed in seeds:
             t0 = time.perf_counter()
             res = train_hgnn(graph, text, cfg, seed=seed, progress=False)

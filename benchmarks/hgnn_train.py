@@ -57,14 +57,14 @@ def sampler_on_off(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Names
     train_g, _ = split_validation(g, 0.1, np.random.default_rng([args.seed, 0]))
     rows = {}
     for balanced in (True, False):
-        cfg = HGNNConfig(**cfg_kw, balanced_sampler=balanced, max_steps_per_epoch=args.steps,
-                         max_epochs=args.epochs, step="minibatch")  # fmt: skip
-        steps_full = MultiLinkSampler(train_g, balanced=balanced, batch_size=cfg.batch_size).n_batches()
+        cfg = HGNNConfig().updated(**cfg_kw, balanced_sampler=balanced, max_steps_per_epoch=args.steps,
+                                   max_epochs=args.epochs, step="minibatch")  # fmt: skip
+        steps_full = MultiLinkSampler(train_g, balanced=balanced, batch_size=cfg.training.batch_size).n_batches()
         res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
         sec = float(np.mean([h["seconds"] for h in res.history]))
         best = max(res.history, key=lambda h: h["valid_mrr"])
         rows[balanced] = steps_full
-        print(f"sampler {'on ' if balanced else 'off'}: {steps_full} steps/epoch of {cfg.batch_size}; "
+        print(f"sampler {'on ' if balanced else 'off'}: {steps_full} steps/epoch of {cfg.training.batch_size}; "
               f"{sec:.1f}s per {args.steps} steps incl. validation; best valid MRR "
               f"{best['valid_mrr']:.4f} HR@10 {best['valid_hr10']:.4f}; "
               + ", ".join(f"{k}={v:.3f}" for k, v in best.items() if "/mrr" in k))  # fmt: skip
@@ -76,24 +76,24 @@ def pool_kernels(g: CoGraph, x: np.ndarray, cfg: HGNNConfig, repeats: int) -> No
     """Median forward+backward seconds of one step per pool kernel, as ratios to PyG's."""
     adj = graph_adjacency(g)
     rng = np.random.default_rng(0)
-    batch = next(MultiLinkSampler(g, batch_size=cfg.batch_size).batches(rng, 1))
+    batch = next(MultiLinkSampler(g, batch_size=cfg.training.batch_size).batches(rng, 1))
     neg = NegativeSampler(g.item_type, 1)
-    pool = neg.sample_pool(cfg.shared_negatives or 1024, rng)
+    pool = neg.sample_pool(cfg.sampler.shared_negatives or 1024, rng)
     seeds = np.concatenate([batch.anchor, batch.positive, pool])
-    cg = build_computation_graph(adj, seeds, cfg.fanouts, rng, g.n_items)
+    cg = build_computation_graph(adj, seeds, cfg.model.fanouts, rng, g.n_items)
     valid = torch.from_numpy(neg.pool_mask(batch.anchor, batch.positive, pool))
     xs, b = torch.from_numpy(x[cg.nodes]), len(batch)
-    print(f"batch {b}, fan-outs {cfg.fanouts}: {len(cg.nodes)} nodes, "
+    print(f"batch {b}, fan-outs {cfg.model.fanouts}: {len(cg.nodes)} nodes, "
           f"{[sum(e.size(1) for e in bl.edges.values()) for bl in cg.blocks]} edges per block")  # fmt: skip
     times = {}
     for impl in ("pyg", "scatter", "dense"):
         torch.manual_seed(0)
-        model = build_model(g, x.shape[1], cfg.model_copy(update={"pool_impl": impl}), seed=0)
+        model = build_model(g, x.shape[1], cfg.updated(pool_impl=impl), seed=0)
         ts = []
         for _ in range(repeats):  # loop over repeats
             t = time.perf_counter()
             z = model(xs, cg.blocks)[torch.from_numpy(cg.seed_local)]
-            shared_hinge_loss(z[:b], z[b : 2 * b], z[2 * b :], cfg.margin, valid).backward()
+            shared_hinge_loss(z[:b], z[b : 2 * b], z[2 * b :], cfg.training.margin, valid).backward()
             ts.append(time.perf_counter() - t)
         times[impl] = float(np.median(ts))
     for impl, t in times.items():
@@ -105,8 +105,8 @@ def exclusion_cost(g: CoGraph, cfg: HGNNConfig, repeats: int) -> None:
     exclusion of its supervision pairs (PairSet build included), as a ratio."""
     adj = graph_adjacency(g)
     rng = np.random.default_rng(0)
-    batch = next(MultiLinkSampler(g, batch_size=cfg.batch_size).batches(rng, 1))
-    pool = NegativeSampler(g.item_type, 1).sample_pool(cfg.shared_negatives or 1024, rng)
+    batch = next(MultiLinkSampler(g, batch_size=cfg.training.batch_size).batches(rng, 1))
+    pool = NegativeSampler(g.item_type, 1).sample_pool(cfg.sampler.shared_negatives or 1024, rng)
     seeds = np.concatenate([batch.anchor, batch.positive, pool])
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(repeats):  # loop over repeats, alternating to share the load's drift
@@ -114,18 +114,18 @@ def exclusion_cost(g: CoGraph, cfg: HGNNConfig, repeats: int) -> None:
             t = time.perf_counter()
             ex = PairSet.from_pairs(batch.anchor, batch.positive, g.n_items) if on else None
             draw = np.random.default_rng(r)
-            cg = build_computation_graph(adj, seeds, cfg.fanouts, draw, g.n_items, ex)
+            cg = build_computation_graph(adj, seeds, cfg.model.fanouts, draw, g.n_items, ex)
             times[on].append(time.perf_counter() - t)
     off, on = float(np.median(times[False])), float(np.median(times[True]))
-    print(f"batch {len(batch)}, fan-outs {cfg.fanouts}: {cg.n_excluded} sampled edges excluded; "
+    print(f"batch {len(batch)}, fan-outs {cfg.model.fanouts}: {cg.n_excluded} sampled edges excluded; "
           f"sampling {off:.3f}s without, {on:.3f}s with exclusion, ratio {on / off:.2f}")
 
 
 def step_kinds(g: CoGraph, x: np.ndarray, cfg_kw: dict, args: argparse.Namespace) -> None:
     """Edges per second and seconds to the reference MRR: full-graph vs mini-batch step."""
-    ref_cfg = HGNNConfig(**{**cfg_kw, "step": "minibatch", "max_epochs": 4, "max_steps_per_epoch": 20,
+    ref_cfg = HGNNConfig().updated(**{**cfg_kw, "step": "minibatch", "max_epochs": 4, "max_steps_per_epoch": 20,
                             "patience": 4})  # fmt: skip
-    full_cfg = HGNNConfig(**{**cfg_kw, "step": "full-graph", "max_epochs": args.epochs, "patience": 5})
+    full_cfg = HGNNConfig().updated(**{**cfg_kw, "step": "full-graph", "max_epochs": args.epochs, "patience": 5})
     out = {}
     for name, cfg in (("mini-batch", ref_cfg), ("full-graph", full_cfg)):
         res = train_hgnn(g, x, cfg, seed=args.seed, checkpoint_dir=None, progress=False)
@@ -185,9 +185,9 @@ def main() -> None:
     )
     cfg_kw = {k: v for k, v in (("fanouts", args.fanouts), ("batch_size", args.batch_size)) if v}
     if args.mode == "pool":
-        pool_kernels(g, x, HGNNConfig(**cfg_kw), args.repeats)
+        pool_kernels(g, x, HGNNConfig().updated(**cfg_kw), args.repeats)
     elif args.mode == "exclusion":
-        exclusion_cost(g, HGNNConfig(**cfg_kw), max(args.repeats, 5))
+        exclusion_cost(g, HGNNConfig().updated(**cfg_kw), max(args.repeats, 5))
     elif args.mode == "step":
         step_kinds(g, x, cfg_kw, args)
     else:

@@ -181,7 +181,7 @@ def _graph(a: ChildArgs) -> Any:
 def _hgnn_cfg(a: ChildArgs, **over: Any) -> Any:
     from hgrec.config import HGNNConfig
 
-    return HGNNConfig(
+    return HGNNConfig().updated(
         **{"max_epochs": 1, "max_steps_per_epoch": a.steps, **json.loads(a.hgnn), **over}
     )
 
@@ -264,9 +264,9 @@ def stage_hgnn(a: ChildArgs) -> dict[str, Any]:
     epoch = res.history[0]
     train_s = epoch["seconds"] - spent["embed_items"][0] - sum(spent["rank_validation"])
     per_step = train_s / max(epoch["steps"], 1)
-    train_g, _ = th.split_validation(g, cfg.valid_fraction, np.random.default_rng([a.seed, 0]))
+    train_g, _ = th.split_validation(g, cfg.training.valid_fraction, np.random.default_rng([a.seed, 0]))
     full_steps = MultiLinkSampler(
-        train_g, balanced=cfg.balanced_sampler, cap=cfg.sampler_cap, batch_size=cfg.batch_size
+        train_g, balanced=cfg.sampler.balanced_sampler, cap=cfg.sampler.sampler_cap, batch_size=cfg.training.batch_size
     ).n_batches()
     torch.save(res.model.state_dict(), a.folder / "hgnn.pt")
     # The inference stage rebuilds this exact model, whatever the defaults are by then.
@@ -293,7 +293,7 @@ def stage_inference(a: ChildArgs) -> dict[str, Any]:
     if (a.folder / "hgnn.pt").is_file():
         model.load_state_dict(torch.load(a.folder / "hgnn.pt"))
         note = ""
-    z, s = _timed(lambda: embed_items(model, g, x, cfg.inference_batch_edges))
+    z, s = _timed(lambda: embed_items(model, g, x, cfg.inference.batch_edges))
     np.save(a.folder / "hgnn_emb.npy", z)
     return {"seconds": s, "cost": s, "info": f"{g.n_items / s:,.0f} items/s{note}"}
 
@@ -605,9 +605,9 @@ def main(argv: list[str] | None = None) -> None:
           f"graph top_k: {args.top_k}")  # fmt: skip
     from hgrec.config import HGNNConfig
 
-    h = HGNNConfig(**json.loads(args.hgnn))
-    print(f"hgnn: batch_size {h.batch_size}, fanouts {h.fanouts}, hidden_dim {h.hidden_dim}, "
-          f"out_dim {h.out_dim}, shared_negatives {h.shared_negatives}; two-tower overrides: "
+    h = HGNNConfig().updated(**json.loads(args.hgnn))
+    print(f"hgnn: batch_size {h.training.batch_size}, fanouts {h.model.fanouts}, hidden_dim {h.model.hidden_dim}, "
+          f"out_dim {h.model.out_dim}, shared_negatives {h.sampler.shared_negatives}; two-tower overrides: "
           f"{args.two_tower}")  # fmt: skip
     print(HEADER, flush=True)
     rows = measure(args)

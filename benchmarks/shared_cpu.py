@@ -40,8 +40,8 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     g = amazon_graph()
     x = np.random.default_rng(0).normal(size=(g.n_items, 384)).astype(np.float32)
-    cfg = HGNNConfig(step="full-graph", max_epochs=1, max_steps_per_epoch=args.steps,
-                     min_epochs=1, patience=1)  # fmt: skip
+    cfg = HGNNConfig().updated(step="full-graph", max_epochs=1, max_steps_per_epoch=args.steps,
+                               min_epochs=1, patience=1)  # fmt: skip
     t0 = time.perf_counter()
     train_hgnn(g, x, cfg, seed=0, progress=False)
     print(f"SECONDS {time.perf_counter() - t0:.3f}", flush=True)

@@ -140,22 +140,14 @@ class HGNNWithUsersConfig(Section):
 
     enabled: bool = True
     params: dict[str, Any] = Field(
-        {}, description="hgnn-section settings overriding the model's defaults (empty: none)"
+        {}, description="HGNN settings by name (e.g. max_epochs, fanouts: any setting of the "
+        "hgnn sections) overriding the model's defaults (empty: none)",
     )
 
     @field_validator("params")
     @classmethod
     def _hgnn_params(cls, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(HGNNConfig.model_fields))
-        if unknown:
-            raise ValueError(
-                f"unknown HGNN setting(s) {unknown}; expected keys of the hgnn section: "
-                f"{sorted(HGNNConfig.model_fields)}"
-            )
-        try:
-            HGNNConfig.model_validate(params)
-        except ValidationError as e:
-            raise ValueError(format_validation_error(e)) from None
+        HGNNConfig().updated(**params)  # ValueError: an unknown setting or a bad value
         return params
 
 
@@ -227,10 +219,9 @@ class GraphConfig(Section):
     duckdb_temp_dir: Path | None = Field(None, description="DuckDB spill folder; None = default")
 
 
-class HGNNConfig(Section):
-    """Heterogeneous GraphSAGE (P1 equations 2-4) and its training (see docs/hgnn.md)."""
+class HGNNModelConfig(Section):
+    """The network (P1 Eqs. 2-3): widths, hops, activations, the max-pool kernel."""
 
-    enabled: bool = True
     hidden_dim: int = Field(128, ge=1, description="P1: not stated; 128 measured best per second")
     out_dim: int = Field(128, ge=1)
     # One mini-batch's 2-hop neighbourhood already covers ~97% of the Amazon graph, so the
@@ -241,7 +232,27 @@ class HGNNConfig(Section):
     )
     final_activation: bool = Field(False, description="ReLU before the L2 norm (literal Eq. 3)")
     per_type_self: bool = Field(False, description="one W_self per node type")
-    margin: float = Field(0.2, gt=0.0, description="Eq. 4 hinge margin; P1: not stated")
+    pool_impl: Literal["auto", "dense", "scatter", "pyg"] = Field(
+        "auto", description="max-pool kernel; all exact, they differ in speed"
+    )
+
+    @field_validator("fanouts")
+    @classmethod
+    def _fanouts(cls, fanouts: list[int]) -> list[int]:
+        bad = [f for f in fanouts if f == 0 or f < -1]
+        if bad:
+            raise ValueError(f"{bad} not allowed; expected neighbours per hop >= 1, or -1 for all")
+        return fanouts
+
+
+class HGNNSamplerConfig(Section):
+    """Which supervision edges and negatives a step sees (P1 section 4.1.3)."""
+
+    balanced_sampler: bool = True
+    sampler_cap: int | None = Field(None, ge=1)
+    exclude_supervision_edges: bool = Field(
+        True, description="drop a batch's (anchor, positive) pairs from its computation graph"
+    )
     n_negatives: int = Field(5, ge=1, description="per-anchor negatives (P1) when shared_negatives is None")
     shared_negatives: int | None = Field(
         1024, ge=1,
@@ -249,26 +260,6 @@ class HGNNConfig(Section):
         "per anchor (mini-batch step; the full-graph step then shares a pool of n_negatives)",
     )
     type_matched_negatives: bool = False
-    balanced_sampler: bool = True
-    sampler_cap: int | None = Field(None, ge=1)
-    exclude_supervision_edges: bool = Field(
-        True, description="drop a batch's (anchor, positive) pairs from its computation graph"
-    )
-    loss: Literal["hinge", "infonce"] = Field(
-        "infonce",
-        description="InfoNCE (sampled softmax) over the negative pool, or Eq. 4's margin loss "
-        "(hinge); InfoNCE measured better on valid users (docs/hgnn.md)",
-    )
-    temperature: float = Field(0.1, gt=0.0, description="InfoNCE temperature tau")
-    step: Literal["auto", "full-graph", "minibatch"] = Field(
-        "auto",
-        description="full-graph: every node computed once per step, many supervision edges; "
-        "minibatch: sampled computation graph of batch_size edges; auto: full-graph when one "
-        "mini-batch's computation graph covers half the catalogue (logged)",
-    )
-    full_graph_batch_size: int = Field(
-        65_536, ge=1, description="supervision edges per full-graph step"
-    )
     supervision_fraction: float = Field(
         0.3, gt=0.0, lt=1.0,
         description="full-graph step: share of each relation's training edges drawn afresh "
@@ -281,6 +272,27 @@ class HGNNConfig(Section):
         "supervision edges stay, so the model learns to place an edgeless (new) item from its "
         "text; docs/hgnn.md",
     )
+
+
+class HGNNTrainingConfig(Section):
+    """The loss (P1 Eq. 4 or InfoNCE), the step, the optimiser, validation and early stopping."""
+
+    loss: Literal["hinge", "infonce"] = Field(
+        "infonce",
+        description="InfoNCE (sampled softmax) over the negative pool, or Eq. 4's margin loss "
+        "(hinge); InfoNCE measured better on valid users (docs/hgnn.md)",
+    )
+    margin: float = Field(0.2, gt=0.0, description="Eq. 4 hinge margin; P1: not stated")
+    temperature: float = Field(0.1, gt=0.0, description="InfoNCE temperature tau")
+    step: Literal["auto", "full-graph", "minibatch"] = Field(
+        "auto",
+        description="full-graph: every node computed once per step, many supervision edges; "
+        "minibatch: sampled computation graph of batch_size edges; auto: full-graph when one "
+        "mini-batch's computation graph covers half the catalogue (logged)",
+    )
+    full_graph_batch_size: int = Field(
+        65_536, ge=1, description="supervision edges per full-graph step"
+    )
     lr: float = Field(1e-3, gt=0.0)
     batch_size: int = Field(4096, ge=1, description="supervision edges per mini-batch step; P1: 256")
     # Full-graph epochs on the default data: 4 steps of 65,536 edges + validation, ~10 s on
@@ -291,24 +303,65 @@ class HGNNConfig(Section):
     # degree signal of the untrained full-neighbourhood embeddings; one seed stopped there at
     # epoch 5 with patience 3 (docs/hgnn.md), so early stopping waits this long.
     min_epochs: int = Field(10, ge=1, description="no early stop before this many epochs")
-    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    valid_negatives: int = Field(100, ge=1, description="fixed same-type negatives per edge")
-    valid_max_edges: int | None = Field(2000, ge=1, description="held-out edges ranked per relation")
     max_steps_per_epoch: int | None = Field(
         20, ge=1, description="cap on steps per epoch (a full-graph epoch has fewer); None: no cap"
     )
-    inference_batch_edges: int = Field(262_144, ge=1, description="edges per inference block")
-    pool_impl: Literal["auto", "dense", "scatter", "pyg"] = Field(
-        "auto", description="max-pool kernel; all exact, they differ in speed"
-    )
+    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    valid_negatives: int = Field(100, ge=1, description="fixed same-type negatives per edge")
+    valid_max_edges: int | None = Field(2000, ge=1, description="held-out edges ranked per relation")
 
-    @field_validator("fanouts")
-    @classmethod
-    def _fanouts(cls, fanouts: list[int]) -> list[int]:
-        bad = [f for f in fanouts if f == 0 or f < -1]
-        if bad:
-            raise ValueError(f"{bad} not allowed; expected neighbours per hop >= 1, or -1 for all")
-        return fanouts
+
+class HGNNInferenceConfig(Section):
+    """Full-neighbourhood inference over the whole catalogue (``embed_items``)."""
+
+    batch_edges: int = Field(262_144, ge=1, description="edges per inference block")
+
+
+HGNN_SECTIONS = ("model", "sampler", "training", "inference")
+
+
+class HGNNConfig(Section):
+    """Heterogeneous GraphSAGE (P1 equations 2-4) and its training (see docs/hgnn.md), one
+    typed section per concern. Every setting's name is unique across the sections, so
+    :meth:`updated` changes settings by name."""
+
+    enabled: bool = True
+    model: HGNNModelConfig = HGNNModelConfig()
+    sampler: HGNNSamplerConfig = HGNNSamplerConfig()
+    training: HGNNTrainingConfig = HGNNTrainingConfig()
+    inference: HGNNInferenceConfig = HGNNInferenceConfig()
+
+    @staticmethod
+    def section_of(setting: str) -> str:
+        """The section a setting belongs to ("model", "sampler", "training", "inference").
+
+        Raises:
+            ValueError: no section has this setting (the message lists them all).
+        """
+        for name in HGNN_SECTIONS:
+            if setting in HGNNConfig.model_fields[name].annotation.model_fields:  # type: ignore[union-attr]
+                return name
+        known = sorted(f for n in HGNN_SECTIONS
+                       for f in HGNNConfig.model_fields[n].annotation.model_fields)  # type: ignore[union-attr]
+        raise ValueError(f"unknown HGNN setting {setting!r}; expected one of {known}")
+
+    def updated(self, **settings: Any) -> HGNNConfig:
+        """A validated copy with ``settings`` changed by name, e.g.
+        ``cfg.updated(max_epochs=2, fanouts=[5, 5])``.
+
+        Raises:
+            ValueError: an unknown setting, or a value out of range (one line).
+        """
+        data = self.model_dump()
+        for key, value in settings.items():
+            if key == "enabled":
+                data[key] = value
+            else:
+                data[self.section_of(key)][key] = value
+        try:
+            return HGNNConfig.model_validate(data)
+        except ValidationError as e:
+            raise ValueError(format_validation_error(e)) from None
 
 
 class TwoTowerConfig(Section):

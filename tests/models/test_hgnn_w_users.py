@@ -152,7 +152,7 @@ def test_embedding_depends_only_on_the_history(fitted_tiny: tuple[HGNNWithUsers,
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"no_such_field": 1}, "unknown keys"),
+        ({"no_such_field": 1}, "unknown HGNN setting"),
         ({"fanouts": [3, 3, 3, 3]}, "at most 3"),
         ({"lr": -1.0}, "lr"),
     ],

@@ -57,7 +57,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "features": {"cache_dir": str(root / "cache")},
         "baselines": {"enabled": ["popularity", "itemknn", "llm-knn"],
                       "itemknn": {"neighbors": [10]}, "hgnn_w_users": {"enabled": False}},
-        "hgnn": {"max_epochs": 3, "max_steps_per_epoch": 4, "patience": 1, "min_epochs": 1},
+        "hgnn": {"training": {"max_epochs": 3, "max_steps_per_epoch": 4, "patience": 1,
+                              "min_epochs": 1}},
         "two_tower": {"max_epochs": 2, "patience": 1},
     }))
     runs = root / "runs"

@@ -171,7 +171,7 @@ CASES: dict[str, Callable[[Case], list[str]]] = {
     "hgnn-w-users-params": lambda c: c.run(
         config=c.config({"baselines": {"hgnn_w_users": {"params": {"lr": 0}}}})
     ),
-    "fanout-zero": lambda c: c.run(config=c.config({"hgnn": {"fanouts": [25, 0]}})),
+    "fanout-zero": lambda c: c.run(config=c.config({"hgnn": {"model": {"fanouts": [25, 0]}}})),
     "fractions": lambda c: c.run(
         config=c.config({"data": {"valid_fraction": 0.5, "test_fraction": 0.5}})
     ),

@@ -28,7 +28,7 @@ def _config(root: Path, data: Path, threads: int) -> Path:
             "enabled": ["popularity", "itemknn", "als", "ease"],
             "hgnn_w_users": {"params": {"max_epochs": 1, "max_steps_per_epoch": 2}},
         },
-        "hgnn": {"max_epochs": 2, "patience": 1},
+        "hgnn": {"training": {"max_epochs": 2, "patience": 1}},
         "two_tower": {"max_epochs": 2, "patience": 1},
     }))
     return config

@@ -31,7 +31,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
                     "itemknn": {"neighbors": [10, 20]},
                     "hgnn_w_users": {"params": {"max_epochs": 1, "max_steps_per_epoch": 2}},
                 },
-                "hgnn": {"max_epochs": 2, "max_steps_per_epoch": 2, "patience": 1},
+                "hgnn": {"training": {"max_epochs": 2, "max_steps_per_epoch": 2, "patience": 1}},
                 "two_tower": {"max_epochs": 2, "patience": 1},
             }
         )

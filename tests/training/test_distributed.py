@@ -270,8 +270,10 @@ def test_ddp_main_trains_the_hgnn_then_the_2t_hgnn(tmp_path: Path) -> None:
     from hgrec.data.vectors import read_item_vectors
     from hgrec.recommenders.registry import load_model
 
-    hgnn = {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2], "batch_size": 64,
-            "shared_negatives": 32, "max_epochs": 2, "max_steps_per_epoch": 3, "step": "minibatch"}
+    hgnn = {"model": {"hidden_dim": 16, "out_dim": 8, "fanouts": [3, 2]},
+            "sampler": {"shared_negatives": 32},
+            "training": {"batch_size": 64, "max_epochs": 2, "max_steps_per_epoch": 3,
+                         "step": "minibatch"}}
     config, out, dataset = _small_run(tmp_path, hgnn=hgnn)
     args = ["-m", "hgrec.pipeline.ddp_main", "--config", str(config), "--out", str(out)]
     done = torchrun([*args, "--stage", "hgnn"])
@@ -321,7 +323,7 @@ HGNN_CASES = {
 def _hgnn_cfg(**kw: object) -> HGNNConfig:
     base = dict(hidden_dim=32, out_dim=16, fanouts=[2, 2], batch_size=32, max_epochs=5,
                 patience=10, valid_fraction=0.2, valid_negatives=50, lr=5e-3)  # fmt: skip
-    return HGNNConfig(**{**base, **kw})
+    return HGNNConfig().updated(**{**base, **kw})
 
 
 def _hgnn_worker(out: Path) -> None:

@@ -30,7 +30,7 @@ def _planted():
 def _cfg(**kw) -> HGNNConfig:
     base = dict(hidden_dim=32, out_dim=16, fanouts=[4, 3], batch_size=32, max_epochs=6,
                 patience=10, valid_fraction=0.2, valid_negatives=50, lr=5e-3)  # fmt: skip
-    return HGNNConfig(**{**base, **kw})
+    return HGNNConfig().updated(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -262,8 +262,8 @@ def test_no_early_stop_before_min_epochs():
     """A model that never improves stops after `patience` epochs, but not before min_epochs."""
     g, x = _planted()
     cfg = _cfg(max_epochs=12, patience=1, lr=1e-12, max_steps_per_epoch=1)
-    assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 1}), seed=1, progress=False).history) == 2
-    assert len(train_hgnn(g, x, cfg.model_copy(update={"min_epochs": 7}), seed=1, progress=False).history) == 7
+    assert len(train_hgnn(g, x, cfg.updated(min_epochs=1), seed=1, progress=False).history) == 2
+    assert len(train_hgnn(g, x, cfg.updated(min_epochs=7), seed=1, progress=False).history) == 7
 
 
 def test_isolate_nodes_cuts_every_edge_of_the_cold_nodes():

@@ -477,7 +477,7 @@ class _Writer:
         cfg = _hgnn_config(self.parent, self.config)
         model = build_model(graph, text.shape[1], cfg, self.config.runtime.seed)
         model.load_state_dict(torch.load(self.parent_layout.hgnn_weights()))
-        full = embed_items(model, graph, text, cfg.inference_batch_edges,
+        full = embed_items(model, graph, text, cfg.inference.batch_edges,
                            device=resolve_device(self.config.runtime.device))
         emb = np.zeros_like(full)
         emb[: self.merged.n_before] = read_item_vectors(

@@ -174,7 +174,7 @@ def _embed_hgnn(
     graph = _graph(config, dataset, out)
     model = build_model(graph, item_text.shape[1], config.hgnn, config.runtime.seed)
     model.load_state_dict(torch.load(weights))
-    emb = embed_items(model, graph, item_text, config.hgnn.inference_batch_edges, info)
+    emb = embed_items(model, graph, item_text, config.hgnn.inference.batch_edges, info)
     if info.is_main:
         write_vectors(RunLayout(out).embeddings(), dataset.catalog.item_ids, emb, {"kind": "hgnn"})
         print(f"[hgrec] ddp: world_size {info.world_size}, embedded {len(emb):,} items with "
@@ -201,7 +201,7 @@ def _train_hgnn(
             atomic_torch_save(tmp / layout.HGNN_WEIGHTS, result.model.state_dict())
             history = {"best_epoch": result.best_epoch, "epochs": result.history,
                        "untrained": result.untrained, "mode": result.mode,
-                       "loss_name": config.hgnn.loss, "world_size": info.world_size}
+                       "loss_name": config.hgnn.training.loss, "world_size": info.world_size}
             atomic_write_json(tmp / layout.HISTORY, history)
 
         _write_folder_atomically(folder, write)

@@ -42,7 +42,7 @@ def ablation_setup(
         if target_type not in (r.src_type, r.dst_type)
     ]
     if letter == "A":
-        return graph, hgnn.model_copy(update={"balanced_sampler": False})
+        return graph, hgnn.updated(balanced_sampler=False)
     if letter == "C":
         return graph.without(*source_source), hgnn
     if letter == "D":

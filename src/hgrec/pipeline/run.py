@@ -335,7 +335,7 @@ class Pipeline:
                         model = build_model(graph, self.item_text.shape[1], hgnn_cfg, self.seed)
                         model.load_state_dict(torch.load(RunLayout(reuse).hgnn_weights()))
                         model.eval()
-                        emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference_batch_edges,
+                        emb = embed_items(model, graph, self.item_text, hgnn_cfg.inference.batch_edges,
                                           device=resolve_device(self.config.runtime.device))
                         history = {"reused_from": str(reuse)}
                     else:
@@ -346,7 +346,7 @@ class Pipeline:
                         model, emb = result.model, result.embeddings
                         history = {"best_epoch": result.best_epoch, "epochs": result.history,
                                    "untrained": result.untrained, "mode": result.mode,
-                                   "loss_name": hgnn_cfg.loss}
+                                   "loss_name": hgnn_cfg.training.loss}
                     write_vectors(tmp / layout.EMBEDDINGS, self.dataset.catalog.item_ids, emb,
                                   {"kind": "hgnn"})
                     atomic_torch_save(tmp / layout.HGNN_WEIGHTS, model.state_dict())

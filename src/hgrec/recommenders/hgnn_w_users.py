@@ -151,8 +151,9 @@ class HGNNWithUsers(Recommender):
     """HGNN on the tripartite user-item graph; new users embedded inductively (module doc).
 
     Args:
-        hgnn_params: ``HGNNConfig`` fields overriding ``DEFAULT_HGNN_PARAMS`` (then the
-            HGNNConfig defaults); JSON-serialisable. At most 3 layers (``fanouts``).
+        hgnn_params: HGNN settings by name (:meth:`hgrec.config.HGNNConfig.updated`)
+            overriding ``DEFAULT_HGNN_PARAMS`` (then the HGNNConfig defaults);
+            JSON-serialisable. At most 3 layers (``fanouts``).
         progress: show tqdm bars while training.
 
     Example:
@@ -165,15 +166,11 @@ class HGNNWithUsers(Recommender):
 
     def __init__(self, hgnn_params: dict[str, Any] | None = None, progress: bool = True) -> None:
         self.hgnn_params = dict(hgnn_params or {})
-        unknown = sorted(set(self.hgnn_params) - set(HGNNConfig.model_fields))
-        if unknown:
+        # ValueError: an unknown setting (the message lists them) or a bad value
+        self.cfg = HGNNConfig().updated(**{**DEFAULT_HGNN_PARAMS, **self.hgnn_params})
+        if len(self.cfg.model.fanouts) > MAX_LAYERS:
             raise ValueError(
-                f"hgnn_params has unknown keys {unknown}; allowed: {sorted(HGNNConfig.model_fields)}"
-            )
-        self.cfg = HGNNConfig(**{**DEFAULT_HGNN_PARAMS, **self.hgnn_params})
-        if len(self.cfg.fanouts) > MAX_LAYERS:
-            raise ValueError(
-                f"hgnn_params fanouts {self.cfg.fanouts} means {len(self.cfg.fanouts)} layers; "
+                f"hgnn_params fanouts {self.cfg.model.fanouts} means {len(self.cfg.model.fanouts)} layers; "
                 f"HGNN-w-users embeds new users exactly for at most {MAX_LAYERS} layers"
             )
         self.progress = progress
@@ -310,7 +307,7 @@ class HGNNWithUsers(Recommender):
         if histories.n_users == 0:
             return np.zeros((0, model.out_dim), np.float32)
         aug, feats, users = self.query_graph(histories)
-        z = embed_items(model, aug, feats, self.cfg.inference_batch_edges)  # (n_nodes, out)
+        z = embed_items(model, aug, feats, self.cfg.inference.batch_edges)  # (n_nodes, out)
         return np.ascontiguousarray(z[users], dtype=np.float32)
 
     def score(self, histories: Histories, candidates: np.ndarray) -> np.ndarray:

@@ -227,12 +227,12 @@ def build_model(graph: CoGraph, in_dim: int, cfg: HGNNConfig, seed: int) -> HGNN
         return HGNN(
             in_dim,
             sorted(graph.relations),
-            hidden_dim=cfg.hidden_dim,
-            out_dim=cfg.out_dim,
-            n_layers=len(cfg.fanouts),
-            n_types=len(graph.type_names) if cfg.per_type_self else 1,
-            final_activation=cfg.final_activation,
-            pool_impl=cfg.pool_impl,
+            hidden_dim=cfg.model.hidden_dim,
+            out_dim=cfg.model.out_dim,
+            n_layers=len(cfg.model.fanouts),
+            n_types=len(graph.type_names) if cfg.model.per_type_self else 1,
+            final_activation=cfg.model.final_activation,
+            pool_impl=cfg.model.pool_impl,
         )
 
 
@@ -256,24 +256,24 @@ def choose_step(
 ) -> tuple[str, str]:
     """"full-graph" or "minibatch", and why (logged by the caller).
 
-    ``cfg.step`` forces one. With "auto" one mini-batch computation graph is sampled (from
+    ``cfg.training.step`` forces one. With "auto" one mini-batch computation graph is sampled (from
     its own generator, so the training draws are untouched) and the full-graph step is
     chosen when it covers at least ``FULL_GRAPH_COVERAGE`` of the nodes: a mini-batch step
     then costs about a full-graph pass but supervises ``batch_size`` edges, where the
     full-graph step supervises ``full_graph_batch_size``.
     """
-    if cfg.step != "auto":
-        return cfg.step, "forced by hgnn.step"
+    if cfg.training.step != "auto":
+        return cfg.training.step, "forced by hgnn.step"
     rng = np.random.default_rng([seed, 2])
     batch = next(iter(sampler.batches(rng, 1)), None)
     if batch is None:
         return "full-graph", "no supervision edges"
-    if cfg.shared_negatives is None:
+    if cfg.sampler.shared_negatives is None:
         neg = negatives.sample(batch.positive, rng).ravel()
     else:
-        neg = negatives.sample_pool(cfg.shared_negatives, rng)
+        neg = negatives.sample_pool(cfg.sampler.shared_negatives, rng)
     seeds = np.concatenate([batch.anchor, batch.positive, neg])
-    cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, n_items)
+    cg = build_computation_graph(adjacency, seeds, cfg.model.fanouts, rng, n_items)
     coverage = len(cg.nodes) / max(n_items, 1)
     mode = "full-graph" if coverage >= FULL_GRAPH_COVERAGE else "minibatch"
     return mode, (
@@ -304,15 +304,15 @@ def link_loss(
     ``denominator`` is the global count the terms are averaged over (valid pairs for the
     hinge, anchors for InfoNCE), so chunks and ranks add up to the batch mean.
     """
-    if cfg.loss == "infonce":
-        return shared_infonce_loss(z_a, z_p, z_pool, cfg.temperature, valid, denominator)
-    return shared_hinge_loss(z_a, z_p, z_pool, cfg.margin, valid, denominator)
+    if cfg.training.loss == "infonce":
+        return shared_infonce_loss(z_a, z_p, z_pool, cfg.training.temperature, valid, denominator)
+    return shared_hinge_loss(z_a, z_p, z_pool, cfg.training.margin, valid, denominator)
 
 
 def loss_denominator(cfg: HGNNConfig, negatives: NegativeSampler, anchor: np.ndarray,
                      positive: np.ndarray, pool: np.ndarray) -> float:
     """The batch's term count: valid (anchor, pool node) pairs (hinge) or anchors (InfoNCE)."""
-    if cfg.loss == "infonce":
+    if cfg.training.loss == "infonce":
         return float(len(anchor))
     return float(negatives.pool_valid_count(anchor, positive, pool))
 
@@ -333,21 +333,21 @@ def minibatch_epoch(
     """
     cfg, info, negatives, n = step.cfg, step.info, step.negatives, step.n_items
     losses, n_edges, n_excluded = [], 0, 0
-    for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over batches
+    for batch in sampler.batches(rng, cfg.training.max_steps_per_epoch):  # loop over batches
         b = len(batch)
-        if cfg.shared_negatives is None:
+        if cfg.sampler.shared_negatives is None:
             neg = negatives.sample(batch.positive, rng)  # (B, K)
         else:
-            neg = negatives.sample_pool(cfg.shared_negatives, rng)  # (P,)
+            neg = negatives.sample_pool(cfg.sampler.shared_negatives, rng)  # (P,)
         lo, hi = shard_bounds(b, info)  # this rank's supervision edges (all in one process)
-        own_neg = neg[lo:hi].ravel() if cfg.shared_negatives is None else neg
+        own_neg = neg[lo:hi].ravel() if cfg.sampler.shared_negatives is None else neg
         seeds = np.concatenate([batch.anchor[lo:hi], batch.positive[lo:hi], own_neg])
         exclude = (  # the whole batch's pairs, on every rank
             PairSet.from_pairs(batch.anchor, batch.positive, n)
-            if cfg.exclude_supervision_edges
+            if cfg.sampler.exclude_supervision_edges
             else None
         )
-        cg = build_computation_graph(adjacency, seeds, cfg.fanouts, rng, n, exclude)
+        cg = build_computation_graph(adjacency, seeds, cfg.model.fanouts, rng, n, exclude)
         n_excluded += cg.n_excluded
         nodes = torch.from_numpy(cg.nodes).to(step.device)
         blocks = _blocks_to(cg.blocks, step.device)
@@ -355,12 +355,12 @@ def minibatch_epoch(
         z = z[torch.from_numpy(cg.seed_local).to(step.device)]
         m = hi - lo
         z_a, z_p = z[:m], z[m : 2 * m]
-        if cfg.shared_negatives is None:
-            z_n = z[2 * m :].view(m, cfg.n_negatives, -1)
-            if cfg.loss == "infonce":
-                loss = infonce_loss(z_a, z_p, z_n, cfg.temperature, denominator=b)
+        if cfg.sampler.shared_negatives is None:
+            z_n = z[2 * m :].view(m, cfg.sampler.n_negatives, -1)
+            if cfg.training.loss == "infonce":
+                loss = infonce_loss(z_a, z_p, z_n, cfg.training.temperature, denominator=b)
             else:
-                loss = hinge_loss(z_a, z_p, z_n, cfg.margin, denominator=b * cfg.n_negatives)
+                loss = hinge_loss(z_a, z_p, z_n, cfg.training.margin, denominator=b * cfg.sampler.n_negatives)
         else:
             pairs = negatives.pool_mask(batch.anchor[lo:hi], batch.positive[lo:hi], neg)
             denominator = loss_denominator(cfg, negatives, batch.anchor, batch.positive, neg)
@@ -403,23 +403,23 @@ def full_graph_epoch(
         directions counted, like the mini-batch step's exclusions).
     """
     cfg, info, negatives, n, dev = step.cfg, step.info, step.negatives, step.n_items, step.device
-    mp_graph, held = split_validation(train_graph, cfg.supervision_fraction, rng)
+    mp_graph, held = split_validation(train_graph, cfg.sampler.supervision_fraction, rng)
     n_isolated = 0
-    if cfg.cold_node_fraction > 0:
-        mp_graph, n_isolated = isolate_nodes(mp_graph, rng.random(n) < cfg.cold_node_fraction)
+    if cfg.sampler.cold_node_fraction > 0:
+        mp_graph, n_isolated = isolate_nodes(mp_graph, rng.random(n) < cfg.sampler.cold_node_fraction)
     sup_graph = CoGraph(n, train_graph.item_type, train_graph.type_names, held)
     adjacency = graph_adjacency(mp_graph)
     sampler = MultiLinkSampler(
-        sup_graph, balanced=cfg.balanced_sampler, cap=cfg.sampler_cap,
-        batch_size=cfg.full_graph_batch_size,
+        sup_graph, balanced=cfg.sampler.balanced_sampler, cap=cfg.sampler.sampler_cap,
+        batch_size=cfg.training.full_graph_batch_size,
     )  # fmt: skip
     everyone = np.arange(n, dtype=np.int64)
     n_withheld = 2 * (sum(e.n_edges for e in held.values()) + n_isolated)
     losses, n_edges = [], 0
-    for batch in sampler.batches(rng, cfg.max_steps_per_epoch):  # loop over steps
+    for batch in sampler.batches(rng, cfg.training.max_steps_per_epoch):  # loop over steps
         b = len(batch)
-        pool = negatives.sample_pool(cfg.shared_negatives or cfg.n_negatives, rng)  # (P,)
-        cg = build_computation_graph(adjacency, everyone, cfg.fanouts, rng, n)
+        pool = negatives.sample_pool(cfg.sampler.shared_negatives or cfg.sampler.n_negatives, rng)  # (P,)
+        cg = build_computation_graph(adjacency, everyone, cfg.model.fanouts, rng, n)
         z = step.net(x_all, _blocks_to(cg.blocks, dev), types_all)  # (n, d), node order
         z_leaf = z.detach().requires_grad_()
         pool_t = torch.from_numpy(pool).to(dev)
@@ -503,26 +503,26 @@ def train_hgnn(
             "tensors (gloo); set runtime.device: cpu under torchrun"
         )
     setup_rng = np.random.default_rng([seed, 0])
-    train_graph, held_out = split_validation(graph, cfg.valid_fraction, setup_rng)
+    train_graph, held_out = split_validation(graph, cfg.training.valid_fraction, setup_rng)
     valid = make_validation_set(
-        train_graph, held_out, cfg.valid_negatives, cfg.valid_max_edges, setup_rng
+        train_graph, held_out, cfg.training.valid_negatives, cfg.training.valid_max_edges, setup_rng
     )
     sampler = MultiLinkSampler(
         train_graph,
-        balanced=cfg.balanced_sampler,
-        cap=cfg.sampler_cap,
-        batch_size=cfg.batch_size,
+        balanced=cfg.sampler.balanced_sampler,
+        cap=cfg.sampler.sampler_cap,
+        batch_size=cfg.training.batch_size,
     )
     negatives = NegativeSampler(
-        graph.item_type, cfg.n_negatives, type_matched=cfg.type_matched_negatives
+        graph.item_type, cfg.sampler.n_negatives, type_matched=cfg.sampler.type_matched_negatives
     )
     adjacency = graph_adjacency(train_graph)
     mode, why = choose_step(cfg, adjacency, sampler, negatives, graph.n_items, seed)
     if progress and info.is_main:
         print(f"[hgrec] hgnn: {mode} step ({why})", flush=True)
-    if cfg.cold_node_fraction > 0 and mode != "full-graph":
+    if cfg.sampler.cold_node_fraction > 0 and mode != "full-graph":
         raise UserError(
-            f"hgnn.cold_node_fraction is {cfg.cold_node_fraction} but the HGNN trains with the "
+            f"hgnn.cold_node_fraction is {cfg.sampler.cold_node_fraction} but the HGNN trains with the "
             f"{mode} step ({why}); cold nodes need the full-graph step: set hgnn.step: "
             "full-graph, or hgnn.cold_node_fraction: 0"
         )
@@ -534,7 +534,7 @@ def train_hgnn(
     if info.distributed:
         # A relation absent from one rank's sampled graph leaves its weights unused there.
         net = DistributedDataParallel(model, find_unused_parameters=True)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.training.lr)
     state: dict[str, Any] = {
         "epoch": -1, "best_metric": -np.inf, "best_epoch": -1, "bad_epochs": 0,
         "history": [], "best_state": copy.deepcopy(model.state_dict()), "untrained": None,
@@ -542,7 +542,9 @@ def train_hgnn(
     ckpt_path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
     # max_epochs, patience and min_epochs may change between runs (extend a finished run).
     fingerprint = {
-        "config": cfg.model_dump(mode="json", exclude={"max_epochs", "patience", "min_epochs"}),
+        "config": cfg.model_dump(
+            mode="json", exclude={"training": {"max_epochs", "patience", "min_epochs"}}
+        ),
         "seed": seed,
         "n_items": graph.n_items,
         "n_edges": {r: e.n_edges for r, e in graph.relations.items()},
@@ -558,18 +560,18 @@ def train_hgnn(
         torch.set_rng_state(saved["torch_rng"])
         state = saved["state"]
     if state.get("untrained") is None:  # the reference line of the learning curve
-        emb0 = embed_items(model, train_graph, features, cfg.inference_batch_edges, info, dev)
+        emb0 = embed_items(model, train_graph, features, cfg.inference.batch_edges, info, dev)
         state["untrained"] = rank_validation(emb0, valid)
 
     bar = tqdm(
-        range(state["epoch"] + 1, cfg.max_epochs),
+        range(state["epoch"] + 1, cfg.training.max_epochs),
         desc="hgnn",
         unit="epoch",
         disable=not (progress and info.is_main),
     )
     step = StepContext(net, optimiser, negatives, cfg, info, dev, graph.n_items)
     for epoch in bar:  # loop over epochs
-        if state["bad_epochs"] >= cfg.patience and epoch >= cfg.min_epochs:  # stopped already
+        if state["bad_epochs"] >= cfg.training.patience and epoch >= cfg.training.min_epochs:  # stopped already
             break
         te = time.perf_counter()
         rng = np.random.default_rng([seed, 1, epoch])
@@ -585,7 +587,7 @@ def train_hgnn(
             # graphs (a node sampled on two ranks counts twice, unlike in one process)
             summed = all_reduce_sum([*losses, n_excluded], info)
             losses, n_excluded = summed[:-1].tolist(), int(summed[-1])
-        emb = embed_items(model, train_graph, features, cfg.inference_batch_edges, info, dev)
+        emb = embed_items(model, train_graph, features, cfg.inference.batch_edges, info, dev)
         figures = rank_validation(emb, valid)
         row = {
             "epoch": epoch,
@@ -609,7 +611,7 @@ def train_hgnn(
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
-        stop = state["bad_epochs"] >= cfg.patience and epoch + 1 >= cfg.min_epochs
+        stop = state["bad_epochs"] >= cfg.training.patience and epoch + 1 >= cfg.training.min_epochs
         if ckpt_path is not None and info.is_main:
             save_checkpoint(
                 ckpt_path,
@@ -630,7 +632,7 @@ def train_hgnn(
 
     model.load_state_dict(state["best_state"])
     model.eval()
-    embeddings = embed_items(model, graph, features, cfg.inference_batch_edges, info, dev)
+    embeddings = embed_items(model, graph, features, cfg.inference.batch_edges, info, dev)
     del net, step  # drop the DDP wrapper (and its gradient hooks)
     return HGNNResult(
         model=model.cpu(),
