@@ -317,7 +317,11 @@ class HGNNInferenceConfig(Section):
     batch_edges: int = Field(262_144, ge=1, description="edges per inference block")
 
 
-HGNN_SECTIONS = ("model", "sampler", "training", "inference")
+# The hgnn config's sections, by name; a setting's name is unique across them.
+HGNN_SECTIONS: dict[str, type[Section]] = {
+    "model": HGNNModelConfig, "sampler": HGNNSamplerConfig,
+    "training": HGNNTrainingConfig, "inference": HGNNInferenceConfig,
+}
 
 
 class HGNNConfig(Section):
@@ -338,11 +342,10 @@ class HGNNConfig(Section):
         Raises:
             ValueError: no section has this setting (the message lists them all).
         """
-        for name in HGNN_SECTIONS:
-            if setting in HGNNConfig.model_fields[name].annotation.model_fields:  # type: ignore[union-attr]
+        for name, section in HGNN_SECTIONS.items():
+            if setting in section.model_fields:
                 return name
-        known = sorted(f for n in HGNN_SECTIONS
-                       for f in HGNNConfig.model_fields[n].annotation.model_fields)  # type: ignore[union-attr]
+        known = sorted(f for section in HGNN_SECTIONS.values() for f in section.model_fields)
         raise ValueError(f"unknown HGNN setting {setting!r}; expected one of {known}")
 
     def updated(self, **settings: Any) -> HGNNConfig:

@@ -186,12 +186,12 @@ class TwoTowerRecommender(VectorRecommender):
         self._build(items, users, train.seed)
         assert self.towers is not None
 
-        def score() -> float:  # the validation callable: vectors of the current weights
+        def score_now() -> float:  # the trainer's validation callable: the current weights
             self.refresh_item_vectors()
             return float(validate(self))  # type: ignore[misc]
 
         self.report_ = train_two_tower(
-            self.towers, c, train, validate=None if validate is None else score,
+            self.towers, c, train, validate=None if validate is None else score_now,
             seed=train.seed, name=self.name, progress=self.progress,
         )
         self._item_vectors = None
