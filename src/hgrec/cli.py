@@ -9,12 +9,12 @@ from pathlib import Path
 
 from hgrec.config import Config, ConfigError
 from hgrec.data.schema import DataValidationError
-from hgrec.datasets.synthetic import write_synthetic
 from hgrec.errors import UserError
-from hgrec.pipeline.add_items import add_items, format_report
-from hgrec.pipeline.run import run_pipeline
-from hgrec.pipeline.similar import print_similar
 from hgrec.serving.cli import add_serve_parser
+
+# Each command handler imports its own stage when the command runs (torch, PyG, FastAPI take
+# seconds to import), so `hgrec --help` and a mistyped flag answer at once. These are the
+# package's only lazy hgrec imports besides pyspark's (docs/architecture.md).
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,11 +39,15 @@ def _run(args: argparse.Namespace) -> int:
     config = Config.from_yaml(args.config, overrides, origins)
     out = Path(args.out) if args.out else Path("runs") / config.data.name
     reuse = Path(args.reuse_hgnn) if args.reuse_hgnn else None
+    from hgrec.pipeline.run import run_pipeline  # lazy: see the note at the imports
+
     run_pipeline(config, out, fresh=args.fresh, reuse_hgnn=reuse)
     return 0
 
 
 def _add_items(args: argparse.Namespace) -> int:
+    from hgrec.pipeline.add_items import add_items, format_report  # lazy: see the imports
+
     result = add_items(
         Path(args.run), Path(args.items), out=None if args.out is None else Path(args.out),
         interactions=None if args.interactions is None else Path(args.interactions),
@@ -55,6 +59,8 @@ def _add_items(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from hgrec.datasets.synthetic import write_synthetic  # lazy: see the imports
+
     paths = write_synthetic(
         Path(args.out), n_interactions=args.interactions, fmt=args.format, seed=args.seed
     )
@@ -64,6 +70,8 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _similar(args: argparse.Namespace) -> int:
+    from hgrec.pipeline.similar import print_similar  # lazy: see the imports
+
     print_similar(Path(args.run), args.item_id, k=args.k, item_type=args.item_type)
     return 0
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hgrec.errors import UserError
-from hgrec.serving.app import StateHolder, create_app, install_sighup
 from hgrec.serving.batching import MAX_BATCH
 from hgrec.serving.index import EXACT_THRESHOLD
 from hgrec.serving.limits import MIN_ADMIN_TOKEN
@@ -162,6 +161,8 @@ def run_serve(args: argparse.Namespace) -> int:
                     timeout_worker_healthcheck=WORKER_START_SECONDS)
         return 0
 
+    from hgrec.serving.app import install_sighup  # lazy: FastAPI and torch load on `serve` only
+
     app, holder = _build_app(settings, token)
     install_sighup(holder)
     s = holder.state
@@ -177,6 +178,8 @@ def run_serve(args: argparse.Namespace) -> int:
 def _build_app(settings: Mapping[str, Any], token: str | None) -> tuple[FastAPI, StateHolder]:
     """Load the run and build the app from the settings :func:`run_serve` checked."""
     import torch
+
+    from hgrec.serving.app import StateHolder, create_app  # lazy: as in run_serve
 
     torch.set_num_threads(int(settings["threads"]))
     holder = StateHolder(Path(settings["run"]), settings["model"], int(settings["exact_threshold"]))
