@@ -119,7 +119,7 @@ def _write_parquet(table: pd.DataFrame, folder: Path, parts: int) -> tuple[Path,
 def test_from_parquet_equals_scipy(
     spark: object, tmp_path: Path, options: dict[str, object], timestamps: bool, parts: int
 ) -> None:
-    from hgrec.graph.spark import build_cograph_spark_from_parquet
+    from hgrec.graph.spark_job import build_cograph_spark_from_parquet
 
     items, users, table = _canonical(5, timestamps)
     source, whole = _write_parquet(table, tmp_path, parts)
@@ -158,7 +158,7 @@ def test_from_parquet_equals_scipy(
 def test_from_parquet_bad_input(
     spark: object, tmp_path: Path, change: str, column: str | None, words: list[str]
 ) -> None:
-    from hgrec.graph.spark import build_cograph_spark_from_parquet
+    from hgrec.graph.spark_job import build_cograph_spark_from_parquet
 
     items, users, table = _canonical(3, False)
     if change == "drop_item_id":
