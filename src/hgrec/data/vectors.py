@@ -34,6 +34,9 @@ from hgrec.utils.artifacts import atomic_write
 ID_COLUMN = "id"
 VECTOR_COLUMN = "vector"
 META_KEY = b"hgrec.vectors"
+# Text features and HGNN embeddings of runs written before this format (layout version 1)
+# named the columns item_id / embedding; they are read as kind "text" or "hgnn" alike.
+LEGACY_COLUMNS = ("item_id", "embedding")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def read_vectors(path: str | Path) -> VectorFile:
     if not path.is_file():
         raise FileNotFoundError(f"vector file {path} does not exist")
     table = pq.read_table(path)
+    notes = table.schema.metadata or {}
+    if ID_COLUMN not in table.column_names and set(LEGACY_COLUMNS) <= set(table.column_names):
+        table = table.select(list(LEGACY_COLUMNS)).rename_columns([ID_COLUMN, VECTOR_COLUMN])
     for col in (ID_COLUMN, VECTOR_COLUMN):
         if col not in table.column_names:
             raise DataValidationError(
@@ -87,7 +93,7 @@ def read_vectors(path: str | Path) -> VectorFile:
     dim = col.type.list_size
     vectors = col.values.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
     ids = table.column(ID_COLUMN).to_numpy(zero_copy_only=False).astype(str)
-    raw = (table.schema.metadata or {}).get(META_KEY)
+    raw = notes.get(META_KEY, notes.get(b"hgrec.text_features"))  # the latter: layout 1
     return VectorFile(ids, vectors, json.loads(raw) if raw else {})
 
 

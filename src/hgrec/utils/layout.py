@@ -30,6 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Bumped when a file of the run directory changes format (2: one vector format, 2026-12-08).
+# Part of the data stage's key, which every later stage's key includes, so a run folder
+# written in an older layout is rebuilt by ``hgrec run`` instead of misread.
+LAYOUT_VERSION = 2
+
 # A saved model's folder.
 PARAMS = "params.json"
 STATE = "state.npz"
