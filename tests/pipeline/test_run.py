@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import yaml
 
 from hgrec.cli import main
 from hgrec.datasets.synthetic import write_synthetic
+from hgrec.utils import artifacts
 from hgrec.utils.artifacts import RunDir
 
 
@@ -89,6 +91,24 @@ def test_rerun_reuses_stages_and_a_2t_change_reruns_only_2t(small_run: tuple[Pat
         assert after[stage]["finished_at"] == before[stage]["finished_at"], stage
     for stage in ("2t", "2t-hgnn"):
         assert after[stage]["key"] != before[stage]["key"], stage
+
+
+def test_a_run_folder_of_an_older_layout_is_rebuilt(
+    small_run: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a new layout version (a file format changed) no stage of an older folder counts
+    as done: hgrec run rebuilds every one instead of misreading it."""
+    root, config, out = small_run
+    copy = root / "older-layout"
+    shutil.copytree(out, copy)
+    before = json.loads((copy / "manifest.json").read_text())["stages"]
+    monkeypatch.setattr(artifacts, "LAYOUT_VERSION", artifacts.LAYOUT_VERSION + 1)
+    assert main(["run", "--config", str(config), "--out", str(copy)]) == 0
+    after = json.loads((copy / "manifest.json").read_text())["stages"]
+    for stage in ("data", "features", "baselines", "hgnn-w-users", "graph", "hgnn", "2t", "2t-hgnn"):
+        assert after[stage]["finished_at"] != before[stage]["finished_at"], stage
+    info = json.loads((copy / "hgnn" / "_STAGE.json").read_text())
+    assert info["layout"] == artifacts.LAYOUT_VERSION
 
 
 def test_similar_command(small_run: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

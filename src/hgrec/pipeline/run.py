@@ -248,7 +248,7 @@ class Pipeline:
                 check_events(self.config.graph, self.dataset.event_names)
         print_load_report(self.dataset)
         self.data_key = config_hash(
-            {"data": self.config.data.model_dump(mode="json"), "layout": layout.LAYOUT_VERSION,
+            {"data": self.config.data.model_dump(mode="json"),
              "inputs": self.run_dir.input_hashes, "seed": self.seed,
              **({} if self.held_out is None else {"held_out": self.held_out.key})}
         )

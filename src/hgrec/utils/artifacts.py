@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from hgrec.errors import UserError
+from hgrec.utils.layout import LAYOUT_VERSION
 
 MANIFEST = "manifest.json"
 STAGE_FILE = "_STAGE.json"
@@ -421,9 +422,11 @@ class RunDir:
         return json.loads(f.read_text())
 
     def is_done(self, name: str, key: str, verify: bool = False) -> bool:
-        """True when stage ``name`` finished with this ``key``; ``verify`` re-hashes its outputs."""
+        """True when stage ``name`` finished with this ``key`` in this run layout
+        (:data:`hgrec.utils.layout.LAYOUT_VERSION`: a stage written in another layout is
+        rebuilt, not misread); ``verify`` re-hashes its outputs."""
         info = self.stage_info(name)
-        if info is None or info.get("key") != key:
+        if info is None or info.get("key") != key or info.get("layout") != LAYOUT_VERSION:
             return False
         if verify:
             folder = self.stage_path(name)
@@ -475,7 +478,8 @@ class RunDir:
             if p.is_file() and p.name != STAGE_FILE
         }
         info = {
-            "name": name, "key": key, "seconds": seconds, "finished_at": _now(), "outputs": outputs
+            "name": name, "key": key, "layout": LAYOUT_VERSION, "seconds": seconds,
+            "finished_at": _now(), "outputs": outputs,
         }
         atomic_write_json(tmp / STAGE_FILE, info)
         self._swap_in(tmp, final)

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Bumped when a file of the run directory changes format (2: one vector format, 2026-12-08).
-# Part of the data stage's key, which every later stage's key includes, so a run folder
-# written in an older layout is rebuilt by ``hgrec run`` instead of misread.
+# Every finished stage records it (``_STAGE.json``), and a stage of another layout is not
+# done (:meth:`hgrec.utils.artifacts.RunDir.is_done`): ``hgrec run`` rebuilds an older run
+# folder instead of misreading it.
 LAYOUT_VERSION = 2
 
 # A saved model's folder.
