@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hgrec.config import BASELINE_NAMES, Config, ConfigError
+from hgrec.config import BASELINE_NAMES, Config, ConfigError, HGNNConfig
 
 
 def _load(tmp_path: Path, text: str, **overrides: object) -> Config:
@@ -102,3 +102,15 @@ def test_new_items_needs_a_query_protocol(tmp_path: Path) -> None:
         _load(tmp_path, "eval: {protocols: [new_items]}\n")
     with pytest.raises(ConfigError, match="new_items_share"):
         _load(tmp_path, "eval: {new_items_share: 1.0}\n")
+
+
+def test_hgnn_settings_of_an_older_manifest_are_read() -> None:
+    """Runs written before the hgnn sections recorded the settings flat; --reuse-hgnn and
+    add-items read both forms."""
+    cfg = HGNNConfig().updated(max_epochs=4, fanouts=[5, 3])
+    flat = {"enabled": True, **{k: v for section in ("model", "sampler", "training", "inference")
+                               for k, v in cfg.model_dump()[section].items()}}
+    assert HGNNConfig.from_saved(cfg.model_dump()) == cfg
+    assert HGNNConfig.from_saved(flat) == cfg
+    with pytest.raises(ValueError, match="unknown HGNN setting 'marign'"):
+        HGNNConfig.from_saved({"marign": 1})

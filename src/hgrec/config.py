@@ -348,6 +348,21 @@ class HGNNConfig(Section):
         known = sorted(f for section in HGNN_SECTIONS.values() for f in section.model_fields)
         raise ValueError(f"unknown HGNN setting {setting!r}; expected one of {known}")
 
+    @classmethod
+    def from_saved(cls, saved: Mapping[str, Any]) -> HGNNConfig:
+        """The ``hgnn`` section a run's manifest recorded: by sections, or flat as runs
+        written before the sections (2026-12-08) recorded it.
+
+        Raises:
+            ValueError: an unknown setting or a bad value (one line).
+        """
+        if set(saved) <= {"enabled", *HGNN_SECTIONS}:
+            try:
+                return cls.model_validate(saved)
+            except ValidationError as e:
+                raise ValueError(format_validation_error(e)) from None
+        return cls().updated(**saved)
+
     def updated(self, **settings: Any) -> HGNNConfig:
         """A validated copy with ``settings`` changed by name, e.g.
         ``cfg.updated(max_epochs=2, fanouts=[5, 5])``.

@@ -246,7 +246,7 @@ def test_choose_step_auto_and_forced():
                                      neg, g.n_items, 0)  # fmt: skip
     assert mode == "minibatch" and "nodes" in why
     forced = _cfg(step="minibatch", shared_negatives=16)
-    assert training.choose_step(forced, graph_adjacency(g), dense, neg, g.n_items, 0) == ("minibatch", "forced by hgnn.step")
+    assert training.choose_step(forced, graph_adjacency(g), dense, neg, g.n_items, 0) == ("minibatch", "forced by hgnn.training.step")
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):

@@ -338,7 +338,7 @@ def _shown(n: int, keep: int | None, limit: int) -> list[int | None]:
 def render_learning_curve(history: dict[str, Any], stage: str = "hgnn") -> str:
     """Markdown section of an HGNN stage's training: loss and held-out-edge ranking per epoch
     (the untrained model first when recorded, the kept epoch marked ``(best)``), the
-    trained/untrained MRR ratio when known, and a link to :func:`learning_curve_file`.
+    trained/untrained MRR ratio when known, and a link to its plot (:func:`hgrec.utils.layout.learning_curve`).
 
     With no epochs (a run that trained none) it is a one-line note and no image link.
     """

@@ -544,7 +544,7 @@ def _hgnn_config(parent: Path, config: Config) -> HGNNConfig:
     if reuse:
         m = RunDir(Path(reuse)).read_manifest()
         if m is not None and "hgnn" in m.get("config", {}):
-            return HGNNConfig.model_validate(m["config"]["hgnn"])
+            return HGNNConfig.from_saved(m["config"]["hgnn"])
     return config.hgnn
 
 

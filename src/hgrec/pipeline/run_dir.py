@@ -101,4 +101,7 @@ def reused_hgnn_config(run: Path) -> HGNNConfig:
     if (manifest is None or manifest.get("status") != "complete"
             or not RunLayout(run).hgnn_weights().exists()):
         raise UserError(f"--reuse-hgnn {run}: not a complete run with an HGNN stage (hgnn/model.pt)")
-    return HGNNConfig.model_validate(manifest["config"]["hgnn"])
+    try:
+        return HGNNConfig.from_saved(manifest["config"]["hgnn"])
+    except ValueError as e:
+        raise UserError(f"--reuse-hgnn {run}: its manifest's hgnn settings: {e}") from None

@@ -55,7 +55,7 @@ class NegativeSampler:
 
     def sample_pool(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """A pool of ``size`` distinct uniformly random catalogue nodes, shared as negatives by
-        every anchor of a batch (see ``hgrec.models.hgnn.shared_hinge_loss``); with type
+        every anchor of a batch (see ``hgrec.models.hgnn_losses.shared_hinge_loss``); with type
         matching the loss masks the pool down to each positive's type.
 
         Returns:

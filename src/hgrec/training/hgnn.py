@@ -1,6 +1,6 @@
 """Training loop of the heterogeneous GraphSAGE (P1 sections 4.1.2-4.1.3, 4.3.1).
 
-Two kinds of step (``hgnn.step``; ``auto`` chooses by :func:`choose_step` and logs why):
+Two kinds of step (``hgnn.training.step``; ``auto`` chooses by :func:`choose_step` and logs why):
 
 * **full-graph** (:func:`full_graph_epoch`; the default data's case): every epoch splits
   the training edges afresh into message-passing and supervision edges
@@ -263,7 +263,7 @@ def choose_step(
     full-graph step supervises ``full_graph_batch_size``.
     """
     if cfg.training.step != "auto":
-        return cfg.training.step, "forced by hgnn.step"
+        return cfg.training.step, "forced by hgnn.training.step"
     rng = np.random.default_rng([seed, 2])
     batch = next(iter(sampler.batches(rng, 1)), None)
     if batch is None:
@@ -522,9 +522,9 @@ def train_hgnn(
         print(f"[hgrec] hgnn: {mode} step ({why})", flush=True)
     if cfg.sampler.cold_node_fraction > 0 and mode != "full-graph":
         raise UserError(
-            f"hgnn.cold_node_fraction is {cfg.sampler.cold_node_fraction} but the HGNN trains with the "
-            f"{mode} step ({why}); cold nodes need the full-graph step: set hgnn.step: "
-            "full-graph, or hgnn.cold_node_fraction: 0"
+            f"hgnn.sampler.cold_node_fraction is {cfg.sampler.cold_node_fraction} but the HGNN "
+            f"trains with the {mode} step ({why}); cold nodes need the full-graph step: set "
+            "hgnn.training.step: full-graph, or hgnn.sampler.cold_node_fraction: 0"
         )
     x_all = torch.from_numpy(features).to(dev)
     types_all = torch.from_numpy(graph.item_type.astype(np.int64)).to(dev)
