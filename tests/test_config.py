@@ -110,6 +110,7 @@ def test_hgnn_settings_of_an_older_manifest_are_read() -> None:
     cfg = HGNNConfig().updated(max_epochs=4, fanouts=[5, 3])
     flat = {"enabled": True, **{k: v for section in ("model", "sampler", "training", "inference")
                                for k, v in cfg.model_dump()[section].items()}}
+    flat["inference_batch_edges"] = flat.pop("batch_edges")  # as the flat section named it
     assert HGNNConfig.from_saved(cfg.model_dump()) == cfg
     assert HGNNConfig.from_saved(flat) == cfg
     with pytest.raises(ValueError, match="unknown HGNN setting 'marign'"):

@@ -361,7 +361,10 @@ class HGNNConfig(Section):
                 return cls.model_validate(saved)
             except ValidationError as e:
                 raise ValueError(format_validation_error(e)) from None
-        return cls().updated(**saved)
+        flat = dict(saved)
+        if "inference_batch_edges" in flat:  # the flat name of inference.batch_edges
+            flat["batch_edges"] = flat.pop("inference_batch_edges")
+        return cls().updated(**flat)
 
     def updated(self, **settings: Any) -> HGNNConfig:
         """A validated copy with ``settings`` changed by name, e.g.

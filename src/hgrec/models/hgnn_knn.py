@@ -123,8 +123,6 @@ def similar_items(
     """
     if embeddings.shape[0] != catalog.n_items:
         raise ValueError(f"embeddings have {embeddings.shape[0]} rows, catalogue has {catalog.n_items}")
-    if not 0 <= item_index < catalog.n_items:
-        raise IndexError(f"item_index {item_index} outside [0, {catalog.n_items})")
     pool = None if item_type is None else catalog.items_of_type(item_type)
     idx, scores = nearest_items(embeddings, item_index, k, pool)
     return catalog.item_ids[idx], scores

@@ -229,7 +229,7 @@ class Pipeline:
         report = render_full_report(metrics)
         atomic_write_text(self.layout.report, report)
         plot_tiers(metrics, self.layout.tiers_plot)
-        curve = self.layout.stage(layout.learning_curve(layout.HGNN))
+        curve = self.layout.learning_curve_plot()
         if training is None or plot_learning_curve(training, curve, stage="hgnn") is None:
             curve.unlink(missing_ok=True)  # no stale curve of an earlier run in this folder
         self.run_dir.finish()

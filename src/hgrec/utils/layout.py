@@ -156,6 +156,9 @@ class RunLayout:
     def tiers_plot(self) -> Path:
         return self.root / TIERS_PLOT
 
+    def learning_curve_plot(self, stage: str = HGNN) -> Path:
+        return self.root / learning_curve(stage)
+
     @property
     def held_out(self) -> Path:
         return self.root / HELD_OUT
